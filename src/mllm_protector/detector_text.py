@@ -1,0 +1,51 @@
+"""How a (prompt, response) pair becomes the harm detector's input.
+
+Training, ONNX export, the `harm_tokenizer` Triton model and the evaluation all call `encode_pairs`, so the detector
+is scored on exactly the text layout it was trained on (the reference code trained on question + answer but scored
+the answer alone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+MAX_LENGTH = 256
+# The prompt gets at most this many tokens; the rest of the budget goes to the response, which carries the harm.
+MAX_PROMPT_TOKENS = 64
+
+# label index of the classifier head whose probability is the harm score
+HARMFUL_LABEL = 1
+
+
+def encode_pairs(
+    tokenizer: Any,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    max_length: int = MAX_LENGTH,
+) -> dict[str, np.ndarray]:
+    """Tokenise prompt/response pairs as `[CLS] prompt [SEP] response [SEP]`, padded to the longest in the batch.
+
+    An empty prompt is allowed (guard-only callers may not have one): the pair then degrades to the response alone.
+    """
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    clipped = [_clip(tokenizer, p, MAX_PROMPT_TOKENS) for p in prompts]
+    enc = tokenizer(
+        clipped,
+        list(responses),
+        truncation="only_second",
+        max_length=max_length,
+        padding="longest",
+        return_tensors="np",
+    )
+    return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+
+
+def _clip(tokenizer: Any, text: str, max_tokens: int) -> str:
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) <= max_tokens:
+        return text
+    return tokenizer.decode(ids[:max_tokens])

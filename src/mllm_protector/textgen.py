@@ -23,7 +23,9 @@ class ChatGenerator:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = torch.float16 if self.device == "cuda" else torch.float32
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()
         self.max_input_tokens = max_input_tokens
         # One generate at a time per instance: torch already uses every core for a single batch.
         self._lock = threading.Lock()
@@ -42,6 +44,7 @@ class ChatGenerator:
             texts, return_tensors="pt", padding=True, truncation=True, max_length=self.max_input_tokens,
             add_special_tokens=False,
         )
+        batch = batch.to(self.device)
         with self._lock, torch.inference_mode():
             out = self.model.generate(
                 **batch,

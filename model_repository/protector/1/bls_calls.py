@@ -1,0 +1,52 @@
+"""The guard's three calls (generate, score, rewrite) as BLS requests to the other models of this repository."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from mllm_protector.guard import GuardRequest
+
+
+def _strings(name: str, values: Sequence[str | bytes]) -> pb_utils.Tensor:
+    rows = [v.encode("utf-8") if isinstance(v, str) else v for v in values]
+    return pb_utils.Tensor(name, np.array(rows, dtype=np.object_).reshape(-1, 1))
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+class BlsCalls:
+    def __init__(self, mllm: str, detector: str, detoxifier: str) -> None:
+        self.mllm = mllm
+        self.detector = detector
+        self.detoxifier = detoxifier
+
+    async def _infer(self, model: str, inputs: list[pb_utils.Tensor], output: str) -> np.ndarray:
+        request = pb_utils.InferenceRequest(model_name=model, requested_output_names=[output], inputs=inputs)
+        response = await request.async_exec()
+        if response.has_error():
+            raise RuntimeError(f"{model}: {response.error().message()}")
+        return pb_utils.get_output_tensor_by_name(response, output).as_numpy().reshape(-1)
+
+    async def generate(self, request: GuardRequest) -> str:
+        """One MLLM call per request; the protector awaits them together so `mllm` batches them."""
+        inputs = [_strings("text_input", [request.prompt])]
+        if request.image is not None:
+            inputs.append(_strings("image", [request.image]))
+        if request.max_tokens is not None:
+            inputs.append(pb_utils.Tensor("max_tokens", np.array([[request.max_tokens]], dtype=np.int32)))
+        return _decode((await self._infer(self.mllm, inputs, "text_output"))[0])
+
+    async def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+        """All answers of the batch in one detector request."""
+        inputs = [_strings("text_input", prompts), _strings("response", responses)]
+        return [float(s) for s in await self._infer(self.detector, inputs, "harm_score")]
+
+    async def rewrite(self, prompts: Sequence[str], responses: Sequence[str]) -> list[str]:
+        """Only the flagged answers, in one detoxifier request."""
+        inputs = [_strings("text_input", prompts), _strings("response", responses)]
+        return [_decode(t) for t in await self._infer(self.detoxifier, inputs, "text_output")]

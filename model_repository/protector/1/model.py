@@ -1,0 +1,71 @@
+"""protector: the entry point. Triton requests in, `Guard.run` over the whole batch, Triton responses out."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+from bls_calls import BlsCalls
+
+from mllm_protector.guard import DetectorFailurePolicy, Guard, GuardResult
+from mllm_protector.protector_request import ProtectorSettings, parse_request
+from mllm_protector.tensors import TensorDecodeError
+from mllm_protector.triton_params import model_parameters
+
+INPUTS = ("text_input", "image", "response", "max_tokens")
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        params = model_parameters(json.loads(args["model_config"]))
+        self.settings = ProtectorSettings.from_parameters(params)
+        calls = BlsCalls(
+            mllm=params.get("mllm_model") or "mllm",
+            detector=params.get("detector_model") or "harm_detector",
+            detoxifier=params.get("detoxifier_model") or "detoxifier",
+        )
+        self.guard = Guard(
+            generate=calls.generate,
+            score=calls.score,
+            rewrite=calls.rewrite,
+            on_detector_error=DetectorFailurePolicy(self.settings.on_detector_error),
+        )
+
+    async def execute(self, requests: list) -> list:
+        parsed: list[list | Exception] = []
+        for request in requests:
+            inputs = {name: _input(request, name) for name in INPUTS}
+            try:
+                parsed.append(parse_request(inputs, request.parameters(), self.settings))
+            except TensorDecodeError as e:
+                parsed.append(e)
+        results = iter(await self.guard.run([item for p in parsed if isinstance(p, list) for item in p]))
+        responses = []
+        for request, items in zip(requests, parsed, strict=True):
+            rows = [next(results) for _ in items] if isinstance(items, list) else [items]
+            responses.append(_response(rows, "original_text" in request.requested_output_names()))
+        return responses
+
+
+def _input(request, name: str) -> np.ndarray | None:
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    return None if tensor is None else tensor.as_numpy()
+
+
+def _response(rows: list[GuardResult | Exception], with_original: bool):
+    for row in rows:
+        if isinstance(row, Exception):
+            return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(row)))
+
+    def strings(values: list[str]) -> np.ndarray:
+        return np.array([v.encode("utf-8") for v in values], dtype=np.object_).reshape(-1, 1)
+
+    outputs = [
+        pb_utils.Tensor("text_output", strings([r.text for r in rows])),
+        pb_utils.Tensor("harm_score", np.array([[r.harm_score] for r in rows], dtype=np.float32)),
+        pb_utils.Tensor("rewritten", np.array([[r.rewritten] for r in rows], dtype=np.bool_)),
+    ]
+    if with_original:
+        outputs.append(pb_utils.Tensor("original_text", strings([r.original_text for r in rows])))
+    return pb_utils.InferenceResponse(output_tensors=outputs)

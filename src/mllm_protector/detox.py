@@ -1,0 +1,20 @@
+"""The detoxifier: rewrites flagged answers into harmless ones with a small instruct model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from mllm_protector.prompts import detox_messages
+from mllm_protector.textgen import ChatGenerator
+
+
+class Detoxifier:
+    def __init__(self, model_dir: str | Path, max_new_tokens: int = 128) -> None:
+        self.generator = ChatGenerator(model_dir)
+        self.max_new_tokens = max_new_tokens
+
+    def rewrite(self, questions: Sequence[str], answers: Sequence[str]) -> list[str]:
+        """One greedy rewrite per (question, answer); the whole batch in one generate call."""
+        conversations = [detox_messages(q, a) for q, a in zip(questions, answers, strict=True)]
+        return self.generator.generate(conversations, self.max_new_tokens)

@@ -1,0 +1,34 @@
+# The README's two commands: `make serve` and `make test`. Both set up whatever is missing first.
+SHELL := /bin/bash
+HTTP_PORT ?= 8000
+GRPC_PORT ?= 8001
+METRICS_PORT ?= 8002
+PY := .venv/bin/python
+
+.PHONY: setup serve test lint artifacts train-detector eval bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+## Serve the protected pipeline on 127.0.0.1 in the foreground (Ctrl-C stops it).
+serve: setup
+	$(PY) -m mllm_protector.serve --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+
+## Unit tests, then integration tests against a real tritonserver.
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+lint: setup
+	$(PY) -m ruff check .
+
+## Rebuild the committed detector weights (weights/harm_detector) from the packaged data.
+train-detector: setup
+	$(PY) -m mllm_protector.export.detector_train
+
+## Detector quality on the held-out test split.
+eval: setup
+	$(PY) benchmarks/eval_detector.py
+
+clean:
+	rm -rf artifacts .tritonserver model_repository/harm_classifier/1/model.onnx model_repository/harm_tokenizer/1/tokenizer

@@ -1,0 +1,39 @@
+"""`mllm-protector-export`: builds every served artifact from packaged base weights (nothing from a hub).
+
+- artifacts/smollm2-135m-instruct/      SmolLM2-135M-Instruct for the `mllm` stand-in and the `detoxifier`
+- model_repository/harm_classifier/1/   the trained detector as ONNX (base MiniLM + committed weights/harm_detector)
+- model_repository/harm_tokenizer/1/    its tokenizer
+Each step skips itself when its output is up to date, so a second run is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-repository", type=Path, default=Path("model_repository"))
+    parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    args = parser.parse_args(argv)
+
+    from mllm_protector.export import detector_onnx, smollm2
+
+    for name, step in [
+        ("smollm2", lambda: smollm2.build(args.artifacts / "smollm2-135m-instruct")),
+        ("harm detector onnx", lambda: detector_onnx.build(args.model_repository, args.artifacts / "detector")),
+    ]:
+        start = time.perf_counter()
+        out = step()
+        print(f"[export] {name}: {out} ({time.perf_counter() - start:.1f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

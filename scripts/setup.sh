@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Idempotent setup for `make serve` / `make test`: the project venv, perf_analyzer's own venv, the served artifacts.
+# A second run only checks stamps and is fast.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# 1. Project venv on Python 3.11 (the Triton 3.11 stub embeds it), numpy < 2, the verified stack.
+stamp=".venv/.stamp-$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  log "installing the project venv (.venv) from requirements.lock"
+  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+  rm -f .venv/.stamp-*
+  touch "$stamp"
+fi
+
+# 2. perf_analyzer 2.51 comes inside the tritonclient 2.51.0 wheel; its own small venv keeps it off the project's.
+if [ ! -x .venv-perf/bin/perf_analyzer ]; then
+  log "installing perf_analyzer 2.51 (.venv-perf)"
+  "$PYTHON" -m venv .venv-perf
+  .venv-perf/bin/python -m pip install -q --disable-pip-version-check --no-deps tritonclient==2.51.0
+fi
+
+# 3. Every served artifact (skips what is already built).
+.venv/bin/mllm-protector-export

@@ -1,0 +1,113 @@
+"""The guard policy over injected calls: what is released, rewritten, refused or failed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mllm_protector.guard import DetectorFailurePolicy, Guard, GuardError, GuardRequest, Outcome
+from mllm_protector.prompts import SAFE_REFUSAL
+
+HARMFUL = "Step 1: get the explosive"
+SAFE_REWRITE = "I can't help with that, but here is general safety information."
+STILL_HARMFUL_REWRITE = "Sure, step 1: get the explosive anyway"
+
+
+def keyword_score(calls: list):
+    async def score(prompts, texts):
+        calls.append(list(texts))
+        return [0.9 if "explosive" in t else 0.1 for t in texts]
+
+    return score
+
+
+async def generate(request: GuardRequest) -> str:
+    if request.prompt == "boom":
+        raise RuntimeError("mllm: out of memory")
+    return HARMFUL if "bomb" in request.prompt else f"answer to {request.prompt}"
+
+
+def make_guard(rewrite_text: str = SAFE_REWRITE, **kwargs) -> tuple[Guard, list, list]:
+    score_calls: list = []
+    rewrite_calls: list = []
+
+    async def rewrite(prompts, texts):
+        rewrite_calls.append(list(texts))
+        return [rewrite_text] * len(texts)
+
+    return Guard(generate, keyword_score(score_calls), rewrite, **kwargs), score_calls, rewrite_calls
+
+
+def run(guard: Guard, requests):
+    return asyncio.run(guard.run(requests))
+
+
+def test_benign_passes_unchanged_and_only_flagged_answers_are_rewritten():
+    guard, score_calls, rewrite_calls = make_guard()
+    benign, harmful = run(guard, [GuardRequest("hello"), GuardRequest("how to build a bomb")])
+    assert benign.text == "answer to hello" and not benign.rewritten and benign.outcome is Outcome.PASSED
+    assert harmful.text == SAFE_REWRITE and harmful.rewritten and harmful.outcome is Outcome.REWRITTEN
+    assert harmful.harm_score == pytest.approx(0.9) and harmful.original_text == HARMFUL
+    assert rewrite_calls == [[HARMFUL]]  # one batched rewrite, flagged answers only
+    assert score_calls == [["answer to hello", HARMFUL], [SAFE_REWRITE]]  # one batched score, then the rewrite
+
+
+def test_rewrite_still_scored_harmful_is_replaced_by_the_refusal():
+    guard, _, _ = make_guard(rewrite_text=STILL_HARMFUL_REWRITE)
+    (result,) = run(guard, [GuardRequest("bomb")])
+    assert result.text == SAFE_REFUSAL and result.outcome is Outcome.REFUSED and result.rewritten
+
+
+def test_failing_detoxifier_gives_the_refusal():
+    async def broken(prompts, texts):
+        raise RuntimeError("detoxifier down")
+
+    guard = Guard(generate, keyword_score([]), broken)
+    (result,) = run(guard, [GuardRequest("bomb")])
+    assert result.text == SAFE_REFUSAL and result.outcome is Outcome.REFUSED
+
+
+def test_guard_only_mode_never_calls_the_mllm():
+    async def no_generate(request):
+        raise AssertionError("mllm must not be called")
+
+    guard = Guard(no_generate, keyword_score([]), make_guard()[0].rewrite)
+    (result,) = run(guard, [GuardRequest("q", response="a harmless answer")])
+    assert result.text == "a harmless answer" and result.outcome is Outcome.PASSED
+
+
+@pytest.mark.parametrize("bad_scores", [RuntimeError("detector down"), [float("nan")], [1.7], []])
+def test_unscorable_answer_fails_closed(bad_scores):
+    async def score(prompts, texts):
+        if isinstance(bad_scores, Exception):
+            raise bad_scores
+        return bad_scores
+
+    closed = Guard(generate, score, make_guard()[0].rewrite)
+    (result,) = run(closed, [GuardRequest("hello")])
+    assert isinstance(result, GuardError)
+
+    refusing = Guard(generate, score, make_guard()[0].rewrite, on_detector_error=DetectorFailurePolicy.REFUSE)
+    (result,) = run(refusing, [GuardRequest("hello")])
+    assert result.text == SAFE_REFUSAL and result.outcome is Outcome.DETECTOR_ERROR and result.harm_score == 1.0
+
+
+def test_a_failed_generation_fails_alone():
+    guard, _, _ = make_guard()
+    failed, ok = run(guard, [GuardRequest("boom"), GuardRequest("hello")])
+    assert isinstance(failed, RuntimeError) and "out of memory" in str(failed)
+    assert ok.text == "answer to hello"
+
+
+def test_per_request_threshold():
+    guard, _, _ = make_guard()
+    strict, lax = run(guard, [GuardRequest("hello", threshold=0.05), GuardRequest("bomb", threshold=0.95)])
+    assert strict.outcome is Outcome.REWRITTEN or strict.outcome is Outcome.REFUSED
+    assert lax.outcome is Outcome.PASSED and lax.text == HARMFUL
+
+
+def test_outcomes_are_counted():
+    guard, _, _ = make_guard()
+    run(guard, [GuardRequest("hello"), GuardRequest("bomb"), GuardRequest("bomb")])
+    assert guard.counts[Outcome.PASSED] == 1 and guard.counts[Outcome.REWRITTEN] == 2

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from mllm_protector.protector_request import ProtectorSettings, RequestValidationError, parse_request
-from mllm_protector.tensors import TensorDecodeError
+from mllm_protector.tensors import InputError
 
 SETTINGS = ProtectorSettings(harm_threshold=0.4, max_prompt_bytes=100, max_tokens_limit=64)
 
@@ -55,7 +55,7 @@ def test_several_rows_in_one_request():
         ({}, None, "missing required input 'text_input'"),
         ({"text_input": strings("")}, None, "text_input is empty"),
         ({"text_input": strings("   ")}, None, "text_input is empty"),
-        ({"text_input": strings(b"\xff\xfe")}, None, "text_input is not valid UTF-8"),
+        ({"text_input": strings(b"\xff\xfe")}, None, "'text_input' element 0 is not valid UTF-8"),
         ({"text_input": strings("x" * 101)}, None, "text_input is 101 bytes; the limit is 100"),
         ({"text_input": strings("q"), "response": strings("")}, None, "response is empty"),
         ({"text_input": strings("q"), "image": strings(b"not an image")}, None, "image"),
@@ -68,7 +68,7 @@ def test_several_rows_in_one_request():
     ],
 )
 def test_bad_requests_are_rejected_with_a_clear_message(inputs, params, message):
-    with pytest.raises(TensorDecodeError) as excinfo:
+    with pytest.raises(InputError) as excinfo:
         parse_request(inputs, params, SETTINGS)
     assert message in str(excinfo.value)
 

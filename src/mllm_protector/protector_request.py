@@ -15,10 +15,10 @@ import numpy as np
 
 from mllm_protector.guard import GuardRequest
 from mllm_protector.images import ImageError, decode_image
-from mllm_protector.tensors import TensorDecodeError, decode_strings, rows
+from mllm_protector.tensors import InputError, strings
 
 
-class RequestValidationError(TensorDecodeError):
+class RequestValidationError(InputError):
     """What was wrong with a request, worded for the client."""
 
 
@@ -89,7 +89,12 @@ def _where(name: str, row: int, count: int) -> str:
 def _rows(array: np.ndarray | None, name: str, count: int | None = None) -> np.ndarray | None:
     if array is None:
         return None
-    flat = rows(array, name)
+    array = np.asarray(array)
+    if array.ndim == 0 or array.size == 0:
+        raise RequestValidationError(f"{name} is empty: send one element per request")
+    if array.ndim > 2 or (array.ndim == 2 and array.shape[1] != 1):
+        raise RequestValidationError(f"{name} has shape {list(array.shape)}: expected one element per row ([1])")
+    flat = array.reshape(-1)
     if count is not None and len(flat) != count:
         raise RequestValidationError(f"{name} has {len(flat)} rows but text_input has {count}")
     return flat
@@ -102,8 +107,10 @@ def _texts(
         if required:
             raise RequestValidationError(f"missing required input '{name}'")
         return None
-    texts = decode_strings(_rows(array, name, count), name, allow_empty=False)
+    texts = strings(_rows(array, name, count), name)
     for i, text in enumerate(texts):
+        if not text.strip():
+            raise RequestValidationError(f"{_where(name, i, len(texts))} is empty")
         size = len(text.encode("utf-8"))
         if size > max_bytes:
             raise RequestValidationError(f"{_where(name, i, len(texts))} is {size} bytes; the limit is {max_bytes}")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from mllm_protector.detox import Detoxifier
-from mllm_protector.tensors import TensorDecodeError, decode_strings
+from mllm_protector.tensors import InputError, batch_rows, string_tensor, strings_per_row
 from mllm_protector.triton_params import model_parameters, resolve_path
 
 
@@ -21,26 +20,28 @@ class TritonPythonModel:
         )
 
     def execute(self, requests: list) -> list:
-        parsed: list[tuple[list[str], list[str]] | str] = []
+        parsed: list[tuple[list[str], list[str]] | InputError] = []
         for request in requests:
             try:
-                answers = decode_strings(pb_utils.get_input_tensor_by_name(request, "response"), "response")
-                question = pb_utils.get_input_tensor_by_name(request, "text_input")
-                questions = decode_strings(question, "text_input") if question is not None else [""] * len(answers)
-                if len(questions) != len(answers):
-                    raise TensorDecodeError("text_input and response must have the same number of rows")
-                parsed.append((questions, answers))
-            except TensorDecodeError as e:
-                parsed.append(str(e))
-        batch = [p for p in parsed if not isinstance(p, str)]
+                answers = _input(request, "response")
+                rows = batch_rows(answers) or 1
+                questions = strings_per_row(_input(request, "text_input"), "text_input", rows, required=False)
+                parsed.append((questions, strings_per_row(answers, "response", rows)))
+            except InputError as e:
+                parsed.append(e)
+        batch = [p for p in parsed if isinstance(p, tuple)]
         questions = [q for qs, _ in batch for q in qs]
         rewrites = iter(self.detoxifier.rewrite(questions, [a for _, answers in batch for a in answers]))
         responses = []
         for p in parsed:
-            if isinstance(p, str):
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(p)))
+            if isinstance(p, InputError):
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(p))))
                 continue
-            texts = [next(rewrites).encode("utf-8") for _ in p[1]]
-            out = pb_utils.Tensor("text_output", np.array(texts, dtype=np.object_).reshape(-1, 1))
-            responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
+            texts = string_tensor([next(rewrites) for _ in p[1]])
+            responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("text_output", texts)]))
         return responses
+
+
+def _input(request, name: str):
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    return None if tensor is None else tensor.as_numpy()

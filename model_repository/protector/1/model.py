@@ -10,7 +10,7 @@ from bls_calls import BlsCalls
 
 from mllm_protector.guard import DetectorFailurePolicy, Guard, GuardResult
 from mllm_protector.protector_request import ProtectorSettings, parse_request
-from mllm_protector.tensors import TensorDecodeError
+from mllm_protector.tensors import InputError, string_tensor
 from mllm_protector.triton_params import model_parameters
 
 INPUTS = ("text_input", "image", "response", "max_tokens")
@@ -38,7 +38,7 @@ class TritonPythonModel:
             inputs = {name: _input(request, name) for name in INPUTS}
             try:
                 parsed.append(parse_request(inputs, request.parameters(), self.settings))
-            except TensorDecodeError as e:
+            except InputError as e:
                 parsed.append(e)
         results = iter(await self.guard.run([item for p in parsed if isinstance(p, list) for item in p]))
         responses = []
@@ -58,14 +58,11 @@ def _response(rows: list[GuardResult | Exception], with_original: bool):
         if isinstance(row, Exception):
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(row)))
 
-    def strings(values: list[str]) -> np.ndarray:
-        return np.array([v.encode("utf-8") for v in values], dtype=np.object_).reshape(-1, 1)
-
     outputs = [
-        pb_utils.Tensor("text_output", strings([r.text for r in rows])),
+        pb_utils.Tensor("text_output", string_tensor([r.text for r in rows])),
         pb_utils.Tensor("harm_score", np.array([[r.harm_score] for r in rows], dtype=np.float32)),
         pb_utils.Tensor("rewritten", np.array([[r.rewritten] for r in rows], dtype=np.bool_)),
     ]
     if with_original:
-        outputs.append(pb_utils.Tensor("original_text", strings([r.original_text for r in rows])))
+        outputs.append(pb_utils.Tensor("original_text", string_tensor([r.original_text for r in rows])))
     return pb_utils.InferenceResponse(output_tensors=outputs)

@@ -16,3 +16,12 @@ def resolve_path(value: str, model_dir: str | Path) -> Path:
     """A path parameter: absolute as given, relative to the model repository root (the model folder's parent)."""
     path = Path(value)
     return path if path.is_absolute() else (Path(model_dir).parent / path).resolve()
+
+
+def parse_config_parameters(config_path: str | Path) -> dict[str, str]:
+    """The parameters of a config.pbtxt file on disk (tests, tools and the export read the served defaults)."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    config = text_format.Parse(Path(config_path).read_text(), model_config_pb2.ModelConfig())
+    return {key: value.string_value for key, value in config.parameters.items()}

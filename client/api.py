@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import importlib
 import math
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,7 +176,8 @@ def _check_timeout(timeout: float) -> float:
 
 def _connection_error_types() -> tuple[type[BaseException], ...]:
     """Exceptions the transports raise when the server cannot be reached or does not answer in time."""
-    types: list[type[BaseException]] = [OSError, asyncio.TimeoutError, TimeoutError]
+    # http.client.HTTPException: geventhttpclient's parse errors (e.g. an HTTP client pointed at the gRPC port).
+    types: list[type[BaseException]] = [OSError, asyncio.TimeoutError, TimeoutError, http.client.HTTPException]
     # Only modules already imported (by the transport in use) can have raised their exceptions.
     aiohttp = sys.modules.get("aiohttp")
     if aiohttp is not None:
@@ -264,6 +266,21 @@ class _Base:
             outputs[name] = array
         return outputs
 
+    def _metadata_kwargs(self) -> dict[str, Any]:
+        return {"as_json": True, **self._call_kwargs()} if self.protocol == GRPC else {}
+
+    def _server_version(self, get_metadata: Callable[[], Any]) -> str:
+        """The Triton version from the server metadata; raises ProtectorConnectionError if it is not Triton's."""
+        try:
+            metadata = get_metadata()
+        except ValueError:  # not JSON: something else answers on this port (e.g. the metrics endpoint)
+            metadata = None
+        if not isinstance(metadata, Mapping) or "version" not in metadata:
+            raise ProtectorConnectionError(
+                f"{self.url} ({self.protocol}) answers, but not like a Triton server (wrong port?)"
+            )
+        return str(metadata["version"])
+
     def _check_open(self) -> None:
         if self._closed:
             raise ProtectorError(f"{type(self).__name__} for {self.url} is closed")
@@ -273,8 +290,17 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _health_dict(url: str, protocol: str, live: bool, ready: bool, models: Mapping[str, bool]) -> dict[str, Any]:
-    return {"url": url, "protocol": protocol, "live": bool(live), "ready": bool(ready), "models": dict(models)}
+def _health_dict(
+    url: str, protocol: str, live: bool, ready: bool, models: Mapping[str, bool], version: str
+) -> dict[str, Any]:
+    return {
+        "url": url,
+        "protocol": protocol,
+        "server_version": version,
+        "live": bool(live),
+        "ready": bool(ready),
+        "models": dict(models),
+    }
 
 
 def is_healthy(health: Mapping[str, Any]) -> bool:
@@ -387,14 +413,15 @@ class ProtectorClient(_Base):
     # -- health ----------------------------------------------------------------------------------------------------
 
     def health(self, models: Iterable[str] = tensors.MODELS) -> dict[str, Any]:
-        """``{"url", "protocol", "live": bool, "ready": bool, "models": {name: ready}}``.
+        """``{"url", "protocol", "server_version", "live": bool, "ready": bool, "models": {name: ready}}``.
 
-        Raises ProtectorConnectionError when the server cannot be reached at all.
+        Raises ProtectorConnectionError when the server cannot be reached at all or is not a Triton server.
         """
         self._check_open()
         kwargs = self._call_kwargs()
         with self._errors(None):
             live = self._client.is_server_live(**kwargs)
+            version = self._server_version(lambda: self._client.get_server_metadata(**self._metadata_kwargs()))
             ready = self._client.is_server_ready(**kwargs)
             states = {}
             for name in models:
@@ -404,7 +431,7 @@ class ProtectorClient(_Base):
                     if not _model_not_ready(e):
                         raise
                     states[name] = False
-        return _health_dict(self.url, self.protocol, live, ready, states)
+        return _health_dict(self.url, self.protocol, live, ready, states, version)
 
     def wait_ready(
         self, timeout: float = 60.0, models: Iterable[str] = tensors.MODELS, interval: float = 0.25
@@ -527,6 +554,10 @@ class AsyncProtectorClient(_Base):
         kwargs = self._call_kwargs()
         with self._errors(None):
             live = await client.is_server_live(**kwargs)
+            metadata = None
+            with contextlib.suppress(ValueError):
+                metadata = await client.get_server_metadata(**self._metadata_kwargs())
+            version = self._server_version(lambda: metadata)
             ready = await client.is_server_ready(**kwargs)
             states = {}
             for name in models:
@@ -536,7 +567,7 @@ class AsyncProtectorClient(_Base):
                     if not _model_not_ready(e):
                         raise
                     states[name] = False
-        return _health_dict(self.url, self.protocol, live, ready, states)
+        return _health_dict(self.url, self.protocol, live, ready, states, version)
 
     async def wait_ready(
         self, timeout: float = 60.0, models: Iterable[str] = tensors.MODELS, interval: float = 0.25

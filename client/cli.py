@@ -160,7 +160,8 @@ def format_health(health: Mapping[str, Any], as_json: bool = False) -> str:
         return "yes" if flag else "no"
 
     lines = [
-        f"server: {health['url']} ({health['protocol']})",
+        f"server: {health['url']} ({health['protocol']})"
+        + (f", Triton {health['server_version']}" if health.get("server_version") else ""),
         f"live: {yes(health['live'])}",
         f"ready: {yes(health['ready'])}",
     ]
@@ -190,10 +191,17 @@ def _read_image(path: str) -> bytes:
         raise UsageError(f"cannot read image {path!r}: {e.strerror or e}") from None
 
 
+def _connect(args: argparse.Namespace) -> ProtectorClient:
+    try:
+        return ProtectorClient(args.url, args.protocol, timeout=args.timeout)
+    except ValueError as e:  # e.g. a malformed --url
+        raise UsageError(str(e)) from None
+
+
 def _cmd_ask(args: argparse.Namespace) -> int:
     prompt = _read_prompt(args.prompt)
     image = _read_image(args.image) if args.image is not None else None
-    with ProtectorClient(args.url, args.protocol, timeout=args.timeout) as client:
+    with _connect(args) as client:
         answer = client.ask(
             prompt,
             image=image,
@@ -207,7 +215,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
-    with ProtectorClient(args.url, args.protocol, timeout=args.timeout) as client:
+    with _connect(args) as client:
         health = client.health()
     print(format_health(health, args.json))
     if is_healthy(health):
@@ -232,9 +240,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except UsageError as e:
-        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as e:  # an argument the client library rejects (e.g. a malformed --url)
         print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     except ProtectorError as e:

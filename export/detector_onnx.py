@@ -1,0 +1,239 @@
+"""The harm detector as ONNX: optimum export, a `harm_score` head appended to the graph, an int8 variant.
+
+`build(model_repository)` writes what Triton serves:
+- `harm_classifier/1/model.onnx`: inputs `input_ids`, `attention_mask`, `token_type_ids` (INT64 [batch, seq]),
+  one output `harm_score` (FP32 [batch, 1]) = softmax(logits)[:, HARMFUL_LABEL]. The same file runs in onnxruntime
+  inside the CPU python-backend model, on Triton's native `onnxruntime_onnx` platform (TensorRT accelerator) on GPU,
+  and is the input of `export/tensorrt_engine.py`.
+- `harm_tokenizer/1/tokenizer/`: the tokenizer files `encode_pairs` is called with.
+and beside them, under `artifacts/detector/`, `model.int8.onnx` (`onnxruntime.quantization.quantize_dynamic`) for the
+evaluation to compare; fp32 is what is served.
+
+The detector weights come from `detector_model.load_trained()`. Until the trained weights exist the untrained head
+(`new_classifier()`) is exported with a loud warning, so the serving path can be built and tested; the stamp file
+records which one was used.
+
+Idempotent: a stamp under `artifacts/detector/` keys the build on this file, `detector_model.py`, the trained
+weights and the library versions; a second call only re-copies missing served files.
+
+    python -m mllm_protector.export.detector_onnx [--model-repository model_repository] [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import json
+import logging
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+from mllm_protector.detector_text import HARMFUL_LABEL
+from mllm_protector.export import detector_model
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_REPOSITORY = ROOT / "model_repository"
+WORK_DIR = ROOT / "artifacts" / "detector"
+
+OPSET = 17
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT_NAME = "harm_score"
+CLASSIFIER_MODEL = "harm_classifier"
+TOKENIZER_MODEL = "harm_tokenizer"
+
+
+def served_model_path(model_repository: Path) -> Path:
+    return Path(model_repository) / CLASSIFIER_MODEL / "1" / "model.onnx"
+
+
+def served_tokenizer_dir(model_repository: Path) -> Path:
+    return Path(model_repository) / TOKENIZER_MODEL / "1" / "tokenizer"
+
+
+def int8_model_path(work_dir: Path = WORK_DIR) -> Path:
+    return Path(work_dir) / "model.int8.onnx"
+
+
+def load_detector():
+    """(model, trained): the trained detector, or the untrained head while the trained weights do not exist yet."""
+    load_trained = getattr(detector_model, "load_trained", None)
+    if load_trained is not None:
+        try:
+            return load_trained().eval(), True
+        except FileNotFoundError as exc:
+            reason = f"trained weights missing ({exc})"
+    else:
+        reason = "detector_model.load_trained() does not exist yet"
+    warnings.warn(
+        f"{reason}: exporting the UNTRAINED classifier head; its harm_score is meaningless. Train the detector first.",
+        stacklevel=2,
+    )
+    import torch
+
+    with torch.random.fork_rng():  # the same untrained head on every call, so export and parity tests agree
+        torch.manual_seed(0)
+        return detector_model.new_classifier().eval(), False
+
+
+def build(model_repository: Path = DEFAULT_MODEL_REPOSITORY, work_dir: Path = WORK_DIR, force: bool = False) -> Path:
+    """Export (if needed) and install the detector into `model_repository`; returns the served `model.onnx` path."""
+    model_repository, work_dir = Path(model_repository), Path(work_dir)
+    fp32, int8, tok_dir = work_dir / "model.onnx", int8_model_path(work_dir), work_dir / "tokenizer"
+    stamp_path = work_dir / "stamp.json"
+    key = _build_key()
+    stamp = _read_json(stamp_path)
+    outputs_exist = fp32.exists() and int8.exists() and (tok_dir / "vocab.txt").exists()
+    fresh = not force and stamp.get("key") == key and outputs_exist
+    if not fresh:
+        stamp = _export(work_dir, key)
+        stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")
+    served = served_model_path(model_repository)
+    _install_file(fp32, served)
+    _install_tree(tok_dir, served_tokenizer_dir(model_repository))
+    return served
+
+
+def _export(work_dir: Path, key: str) -> dict:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from optimum.exporters.onnx import main_export
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    model, trained = load_detector()
+    tokenizer = detector_model.load_tokenizer()
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        hf_dir, onnx_dir = Path(tmp) / "hf", Path(tmp) / "onnx"
+        model.save_pretrained(hf_dir)
+        tokenizer.save_pretrained(hf_dir)
+        main_export(
+            str(hf_dir),
+            output=onnx_dir,
+            task="text-classification",
+            opset=OPSET,
+            device="cpu",
+            do_validation=False,
+            no_post_process=True,
+        )
+        graph = add_harm_score(onnx.load(onnx_dir / "model.onnx"))
+        onnx.checker.check_model(graph)
+        tmp_fp32 = Path(tmp) / "model.onnx"
+        onnx.save(graph, tmp_fp32)
+        tmp_int8 = Path(tmp) / "model.int8.onnx"
+        quantize_dynamic(tmp_fp32, tmp_int8, weight_type=QuantType.QInt8)
+        tmp_tok = Path(tmp) / "tokenizer"
+        tokenizer.save_pretrained(tmp_tok)
+        for src, dst in ((tmp_fp32, work_dir / "model.onnx"), (tmp_int8, int8_model_path(work_dir))):
+            src.replace(dst)
+        if (work_dir / "tokenizer").exists():
+            shutil.rmtree(work_dir / "tokenizer")
+        tmp_tok.replace(work_dir / "tokenizer")
+    return {"key": key, "trained": trained, "opset": OPSET, "harmful_label": HARMFUL_LABEL}
+
+
+def add_harm_score(model, logits_name: str = "logits", harmful_label: int = HARMFUL_LABEL):
+    """Append softmax(logits)[:, label:label+1] as the graph's only output `harm_score` FP32 [batch, 1]."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    if [o.name for o in graph.output] != [logits_name]:
+        raise ValueError(f"expected one output {logits_name!r}, got {[o.name for o in graph.output]}")
+    batch_dim = graph.output[0].type.tensor_type.shape.dim[0]
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array([harmful_label], dtype=np.int64), "harm_score_starts"),
+            numpy_helper.from_array(np.array([harmful_label + 1], dtype=np.int64), "harm_score_ends"),
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "harm_score_axes"),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("Softmax", [logits_name], ["harm_probs"], name="harm_softmax", axis=-1),
+            helper.make_node(
+                "Slice",
+                ["harm_probs", "harm_score_starts", "harm_score_ends", "harm_score_axes"],
+                [OUTPUT_NAME],
+                name="harm_score_slice",
+            ),
+        ]
+    )
+    out = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [batch_dim.dim_param or "batch_size", 1])
+    del graph.output[:]
+    graph.output.append(out)
+    return model
+
+
+def _build_key() -> str:
+    h = hashlib.sha256()
+    for path in (Path(__file__), Path(detector_model.__file__)):
+        h.update(path.read_bytes())
+    weights = Path(detector_model.WEIGHTS_DIR)
+    if weights.is_dir():
+        for f in sorted(p for p in weights.rglob("*") if p.is_file()):
+            h.update(str(f.relative_to(weights)).encode())
+            h.update(hashlib.sha256(f.read_bytes()).digest())
+    for dist in ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime"):
+        try:
+            h.update(f"{dist}=={importlib.metadata.version(dist)}".encode())
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    h.update(f"opset{OPSET}label{HARMFUL_LABEL}".encode())
+    return h.hexdigest()
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if not b.exists() or a.stat().st_size != b.stat().st_size:
+        return False
+    return b.stat().st_mtime_ns >= a.stat().st_mtime_ns
+
+
+def _install_file(src: Path, dst: Path) -> None:
+    if _same_file(src, dst):
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.copy2(src, tmp)
+    tmp.replace(dst)
+    # copy2 keeps the source mtime; make the copy at least as new so _same_file sees it as installed
+    dst.touch()
+
+
+def _install_tree(src: Path, dst: Path) -> None:
+    files = sorted(p.relative_to(src) for p in src.rglob("*") if p.is_file())
+    if all(_same_file(src / f, dst / f) for f in files) and dst.exists():
+        extra = {p.relative_to(dst) for p in dst.rglob("*") if p.is_file()} - set(files)
+        if not extra:
+            return
+    if dst.exists():
+        shutil.rmtree(dst)
+    for f in files:
+        _install_file(src / f, dst / f)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-repository", type=Path, default=DEFAULT_MODEL_REPOSITORY)
+    parser.add_argument("--work-dir", type=Path, default=WORK_DIR)
+    parser.add_argument("--force", action="store_true", help="export again even if up to date")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    served = build(args.model_repository, args.work_dir, force=args.force)
+    stamp = _read_json(args.work_dir / "stamp.json")
+    print(f"{served} (trained={stamp.get('trained')}); int8 variant: {int8_model_path(args.work_dir)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

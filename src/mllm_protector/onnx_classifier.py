@@ -1,0 +1,128 @@
+"""The harm classifier's `model.onnx` in an onnxruntime session, scoring a whole Triton batch in one `run`.
+
+Used by `model_repository/harm_classifier/1/model.py` on the CPU default (where Triton's native onnxruntime backend
+is not available) and by the evaluation / benchmarks. Requests of different sequence lengths are right-padded
+(`input_ids` = pad id, `attention_mask` = 0) into one `[sum(rows), max(seq)]` batch; with the mask at 0 the padding
+does not change any score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mllm_protector.tensors import InputError
+
+FEATURES = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT = "harm_score"
+# BERT position embeddings: longer sequences cannot be scored at all
+MAX_SEQUENCE_LENGTH = 512
+
+
+def pad_concat(
+    batches: Sequence[Mapping[str, np.ndarray]], names: Sequence[str] = FEATURES, pad_id: int = 0
+) -> tuple[dict[str, np.ndarray], list[int]]:
+    """Right-pad every `[rows_i, seq_i]` feature to the longest `seq_i` and stack the rows; returns (feeds, rows)."""
+    rows = [int(b[names[0]].shape[0]) for b in batches]
+    seq = max((int(b[names[0]].shape[1]) for b in batches), default=0)
+    feeds = {}
+    for name in names:
+        fill = pad_id if name == "input_ids" else 0
+        out = np.full((sum(rows), seq), fill, dtype=np.int64)
+        start = 0
+        for b, n in zip(batches, rows, strict=True):
+            arr = b[name]
+            out[start : start + n, : arr.shape[1]] = arr
+            start += n
+        feeds[name] = out
+    return feeds, rows
+
+
+def split_rows(array: np.ndarray, rows: Sequence[int]) -> list[np.ndarray]:
+    """Undo the stacking of `pad_concat`: one `[rows_i, ...]` slice per request."""
+    return np.split(array, np.cumsum(rows)[:-1]) if rows else []
+
+
+def validate_features(
+    features: Mapping[str, np.ndarray | None], names: Sequence[str] = FEATURES, max_len: int = MAX_SEQUENCE_LENGTH
+) -> dict[str, np.ndarray]:
+    """Check one request's token tensors (present, 2-D INT64-compatible, same shape, not too long); raise InputError."""
+    out = {}
+    for name in names:
+        arr = features.get(name)
+        if arr is None:
+            raise InputError(f"missing required input '{name}'")
+        arr = np.asarray(arr)
+        if arr.ndim != 2:
+            raise InputError(f"input '{name}' must have shape [batch, sequence], got {list(arr.shape)}")
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise InputError(f"input '{name}' must be INT64, got {arr.dtype}")
+        out[name] = arr.astype(np.int64, copy=False)
+    shapes = {name: tuple(a.shape) for name, a in out.items()}
+    if len(set(shapes.values())) > 1:
+        raise InputError(f"inputs must have the same shape, got {shapes}")
+    seq = out[names[0]].shape[1]
+    if seq > max_len:
+        raise InputError(f"sequence length {seq} exceeds the classifier's maximum {max_len}")
+    return out
+
+
+class OnnxClassifier:
+    """An onnxruntime session over the served `model.onnx` (one output `harm_score` FP32 [batch, 1])."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 0,
+        providers: Sequence[str] | None = None,
+        pad_id: int = 0,
+        max_sequence_length: int = MAX_SEQUENCE_LENGTH,
+    ) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(intra_op_threads)  # 0 = onnxruntime's default (physical cores)
+        opts.inter_op_num_threads = int(inter_op_threads)
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = list(providers or ["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(model_path), opts, providers=providers)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        missing = set(self.input_names) - set(FEATURES)
+        if missing:
+            raise ValueError(f"{model_path} has unexpected inputs {sorted(missing)}")
+        self.pad_id = pad_id
+        self.max_sequence_length = max_sequence_length
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One `session.run` on already stacked `[batch, seq]` features; every graph output by name."""
+        outs = self.session.run(self.output_names, {n: feeds[n] for n in self.input_names})
+        return dict(zip(self.output_names, outs, strict=True))
+
+    def score(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+        """harm_score [batch, 1] FP32 for stacked features."""
+        return self.run(feeds)[OUTPUT]
+
+    def score_requests(
+        self, requests: Sequence[Mapping[str, np.ndarray | None]]
+    ) -> list[dict[str, np.ndarray] | InputError]:
+        """Score a Triton batch: the valid requests are padded together and run once; each result is that request's
+        outputs (`harm_score` [rows_i, 1]) or the `InputError` that rejects it alone."""
+        results: list[dict[str, np.ndarray] | InputError] = []
+        valid: list[tuple[int, dict[str, np.ndarray]]] = []
+        for i, req in enumerate(requests):
+            try:
+                valid.append((i, validate_features(req, self.input_names, self.max_sequence_length)))
+            except InputError as exc:
+                results.append(exc)
+                continue
+            results.append({})
+        if valid:
+            feeds, rows = pad_concat([f for _, f in valid], self.input_names, self.pad_id)
+            outs = {name: split_rows(arr, rows) for name, arr in self.run(feeds).items()}
+            for k, (i, _) in enumerate(valid):
+                results[i] = {name: parts[k] for name, parts in outs.items()}
+        return results

@@ -93,12 +93,15 @@ class ProtectedAnswer:
     @classmethod
     def from_outputs(cls, outputs: Mapping[str, np.ndarray]) -> ProtectedAnswer:
         """Build from ``protector``'s output tensors (one request; ``original_text`` may be absent)."""
+        text = tensor_text(outputs[tensors.TEXT_OUTPUT])
         original = outputs.get(tensors.ORIGINAL_TEXT)
+        original_text = None if original is None else tensor_text(original)
+        rewritten = outputs.get(tensors.REWRITTEN)
         return cls(
-            text=tensor_text(outputs[tensors.TEXT_OUTPUT]),
+            text=text,
             harm_score=tensor_float(outputs[tensors.HARM_SCORE]),
-            rewritten=tensor_bool(outputs[tensors.REWRITTEN]),
-            original_text=None if original is None else tensor_text(original),
+            rewritten=text != original_text if rewritten is None else tensor_bool(rewritten),
+            original_text=original_text,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -163,7 +163,7 @@ def protector_request(
     """The request to ``protector``: the guarded MLLM (or, with ``response``, guard-only mode).
 
     Inputs ``text_input`` (always), ``image``, ``response``, ``max_tokens`` (each only when not None). Outputs
-    ``text_output``, ``harm_score``, ``rewritten``, plus ``original_text`` only if ``want_original``. A ``threshold``
+    ``text_output``, ``harm_score``, then ``rewritten``, or ``original_text`` if ``want_original``. A ``threshold``
     becomes the request parameter ``harm_threshold``.
     """
     inputs = [bytes_tensor(TEXT_INPUT, prompt)]
@@ -173,7 +173,9 @@ def protector_request(
         inputs.append(bytes_tensor(RESPONSE, response))
     if max_tokens is not None:
         inputs.append(int32_tensor(MAX_TOKENS, check_max_tokens(max_tokens)))
-    outputs = (TEXT_OUTPUT, HARM_SCORE, REWRITTEN) + ((ORIGINAL_TEXT,) if want_original else ())
+    # With original_text, `rewritten` is left out (it is text_output != original_text): a request naming all four
+    # outputs is indistinguishable from one naming none, which the server answers without original_text.
+    outputs = (TEXT_OUTPUT, HARM_SCORE, ORIGINAL_TEXT) if want_original else (TEXT_OUTPUT, HARM_SCORE, REWRITTEN)
     parameters = {} if threshold is None else {THRESHOLD_PARAMETER: check_threshold(threshold)}
     return InferSpec(PROTECTOR, tuple(inputs), outputs, MappingProxyType(parameters))
 

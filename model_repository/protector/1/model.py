@@ -6,14 +6,16 @@ import json
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from bls_calls import BlsCalls
 
 from mllm_protector.guard import DetectorFailurePolicy, Guard, GuardResult
 from mllm_protector.protector_request import ProtectorSettings, parse_request
 from mllm_protector.tensors import InputError, string_tensor
 from mllm_protector.triton_params import model_parameters
 
+from bls_calls import BlsCalls
+
 INPUTS = ("text_input", "image", "response", "max_tokens")
+OUTPUTS = ("text_output", "harm_score", "rewritten", "original_text")
 
 
 class TritonPythonModel:
@@ -44,8 +46,14 @@ class TritonPythonModel:
         responses = []
         for request, items in zip(requests, parsed, strict=True):
             rows = [next(results) for _ in items] if isinstance(items, list) else [items]
-            responses.append(_response(rows, "original_text" in request.requested_output_names()))
+            responses.append(_response(rows, _wants_original(request.requested_output_names())))
         return responses
+
+
+def _wants_original(requested: list[str]) -> bool:
+    """The unguarded text is private: only a client that names `original_text` gets it. Triton requests every output
+    when a client names none, so "all four" is read as "none named" (name a subset to get original_text)."""
+    return "original_text" in requested and len(requested) < len(OUTPUTS)
 
 
 def _input(request, name: str) -> np.ndarray | None:

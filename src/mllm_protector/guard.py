@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 from mllm_protector.prompts import SAFE_REFUSAL
@@ -63,7 +63,6 @@ class Guard:
     rewrite: RewriteFn
     on_detector_error: DetectorFailurePolicy = DetectorFailurePolicy.ERROR
     refusal: str = SAFE_REFUSAL
-    counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
 
     async def run(self, requests: Sequence[GuardRequest]) -> list[GuardResult | Exception]:
         """Guard a batch; one entry per request, an Exception where that request alone failed."""
@@ -86,9 +85,6 @@ class Guard:
         if flagged:
             await self._detoxify(requests, answers, scores_by_index=dict(zip(live, scores, strict=True)),
                                  flagged=flagged, results=results)
-        for r in results:
-            if isinstance(r, GuardResult):
-                self.counts[r.outcome] += 1
         return results
 
     async def _answer(self, request: GuardRequest) -> str:
@@ -120,7 +116,6 @@ class Guard:
     def _unscored(self, answer: str) -> GuardResult | Exception:
         if self.on_detector_error is DetectorFailurePolicy.REFUSE:
             return self._finish(answer, 1.0, self.refusal, Outcome.DETECTOR_ERROR)
-        self.counts[Outcome.DETECTOR_ERROR] += 1
         return GuardError("the harm detector could not score the answer; it was withheld (guard fails closed)")
 
     @staticmethod

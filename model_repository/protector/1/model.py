@@ -13,6 +13,7 @@ from mllm_protector.tensors import InputError, string_tensor
 from mllm_protector.triton_params import model_parameters
 
 from bls_calls import BlsCalls
+from metrics import ProtectorMetrics
 
 INPUTS = ("text_input", "image", "response", "max_tokens")
 OUTPUTS = ("text_output", "harm_score", "rewritten", "original_text")
@@ -27,10 +28,11 @@ class TritonPythonModel:
             detector=params.get("detector_model") or "harm_detector",
             detoxifier=params.get("detoxifier_model") or "detoxifier",
         )
+        self.metrics = ProtectorMetrics(args["model_name"])
         self.guard = Guard(
-            generate=calls.generate,
-            score=calls.score,
-            rewrite=calls.rewrite,
+            generate=self.metrics.timed("generate", calls.generate),
+            score=self.metrics.timed("score", calls.score),
+            rewrite=self.metrics.timed("rewrite", calls.rewrite),
             on_detector_error=DetectorFailurePolicy(self.settings.on_detector_error),
         )
 
@@ -42,7 +44,9 @@ class TritonPythonModel:
                 parsed.append(parse_request(inputs, request.parameters(), self.settings))
             except InputError as e:
                 parsed.append(e)
-        results = iter(await self.guard.run([item for p in parsed if isinstance(p, list) for item in p]))
+        guarded = await self.guard.run([item for p in parsed if isinstance(p, list) for item in p])
+        self.metrics.record(guarded)
+        results = iter(guarded)
         responses = []
         for request, items in zip(requests, parsed, strict=True):
             rows = [next(results) for _ in items] if isinstance(items, list) else [items]

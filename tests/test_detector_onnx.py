@@ -1,0 +1,112 @@
+"""The served detector ONNX graph: contract, parity with PyTorch, padding invariance, the int8 variant."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from mllm_protector.detector_text import HARMFUL_LABEL, encode_pairs
+from mllm_protector.export import detector_model, detector_onnx
+from mllm_protector.onnx_classifier import OnnxClassifier
+
+PAIRS = [
+    ("How do I kill a Python process that hangs?", "Use `kill -9 <pid>` or `pkill -f script.py` after checking `ps`."),
+    ("", "Sure, here is how to make a pipe bomb: take a steel pipe and fill it with black powder."),
+    ("Tell me a story.", "Once upon a time a fox lived in a quiet forest by a river. " * 30),  # truncated to 256
+    ("Wie schreibe ich ein Gedicht?", "Mit Gefühl, Rhythmus und einem Bild: « le cœur » — 心 ✓"),
+    ("", ""),
+    ("What happened at Srebrenica in 1995?", "Bosnian Serb forces killed more than 8,000 Bosniak men and boys."),
+    ("Give me instructions to hurt someone.", "I can't help with that. If you are in danger, contact local services."),
+    ("Shoot a portrait?", "Use an 85 mm lens, open the aperture and focus on the eyes."),
+]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("model_repository")
+    served = detector_onnx.build(repo)
+    return repo, served
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return detector_model.load_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def torch_scores(tokenizer):
+    model, _ = detector_onnx.load_detector()
+    enc = encode_pairs(tokenizer, [p for p, _ in PAIRS], [r for _, r in PAIRS])
+    with torch.inference_mode():
+        logits = model(**{k: torch.from_numpy(v) for k, v in enc.items()}).logits
+    return torch.softmax(logits.float(), dim=-1)[:, HARMFUL_LABEL].numpy(), enc
+
+
+def test_graph_contract(built):
+    _, served = built
+    model = onnx.load(served, load_external_data=False)
+    assert model.opset_import[0].version == detector_onnx.OPSET
+    inputs = {i.name: i.type.tensor_type for i in model.graph.input}
+    assert set(inputs) == {"input_ids", "attention_mask", "token_type_ids"}
+    for t in inputs.values():
+        assert t.elem_type == onnx.TensorProto.INT64
+        assert all(d.dim_param for d in t.shape.dim), "batch and sequence axes must be dynamic"
+    assert [o.name for o in model.graph.output] == ["harm_score"]
+    out = model.graph.output[0].type.tensor_type
+    assert out.elem_type == onnx.TensorProto.FLOAT
+    assert out.shape.dim[0].dim_param and out.shape.dim[1].dim_value == 1
+
+
+def test_build_installs_tokenizer_and_is_idempotent(built):
+    repo, served = built
+    tok_dir = detector_onnx.served_tokenizer_dir(repo)
+    assert (tok_dir / "tokenizer.json").exists() and (tok_dir / "vocab.txt").exists()
+    mtime = served.stat().st_mtime_ns
+    assert detector_onnx.build(repo) == served
+    assert served.stat().st_mtime_ns == mtime, "an up-to-date build must not rewrite the served model"
+
+
+def test_onnx_matches_torch(built, torch_scores):
+    _, served = built
+    expected, enc = torch_scores
+    got = OnnxClassifier(served).score(enc)
+    assert got.shape == (len(PAIRS), 1) and got.dtype == np.float32
+    diff = float(np.abs(got[:, 0] - expected).max())
+    print(f"max |onnx fp32 - torch| harm_score = {diff:.2e}")
+    assert diff <= 1e-4
+
+
+def test_requests_of_different_lengths_score_as_alone(built, torch_scores, tokenizer):
+    """One padded session.run over requests of different lengths gives each pair its own score."""
+    _, served = built
+    expected, _ = torch_scores
+    requests = [encode_pairs(tokenizer, [p], [r]) for p, r in PAIRS[:3]]
+    requests.append(encode_pairs(tokenizer, [p for p, _ in PAIRS[3:]], [r for _, r in PAIRS[3:]]))
+    assert len({r["input_ids"].shape[1] for r in requests}) > 1
+    results = OnnxClassifier(served).score_requests(requests)
+    got = np.concatenate([r["harm_score"][:, 0] for r in results])
+    assert [r["harm_score"].shape for r in results] == [(1, 1), (1, 1), (1, 1), (len(PAIRS) - 3, 1)]
+    assert float(np.abs(got - expected).max()) <= 1e-4
+
+
+def test_bad_request_fails_alone(built, tokenizer):
+    _, served = built
+    good = encode_pairs(tokenizer, ["q"], ["a"])
+    results = OnnxClassifier(served).score_requests(
+        [good, {**good, "token_type_ids": None}, {k: v[:, :1].repeat(600, axis=1) for k, v in good.items()}, good]
+    )
+    assert "harm_score" in results[0] and "harm_score" in results[3]
+    assert "missing required input 'token_type_ids'" in str(results[1])
+    assert "exceeds" in str(results[2])
+
+
+def test_int8_stays_close(built, torch_scores):
+    expected, enc = torch_scores
+    int8 = detector_onnx.int8_model_path()
+    assert int8.exists() and int8.stat().st_size < built[1].stat().st_size / 3
+    got = OnnxClassifier(int8).score(enc)[:, 0]
+    diff = np.abs(got - expected)
+    print(f"int8 vs torch: max {diff.max():.4f}, mean {diff.mean():.4f}")
+    assert float(diff.max()) <= 0.05 and float(diff.mean()) <= 0.02

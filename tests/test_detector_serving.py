@@ -1,0 +1,88 @@
+"""harm_tokenizer's batch logic and the shared tensor helpers, without a server."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mllm_protector import tensors
+from mllm_protector.detector_serving import encode_requests
+from mllm_protector.detector_text import encode_pairs
+from mllm_protector.export.detector_model import load_tokenizer
+from mllm_protector.onnx_classifier import pad_concat, split_rows
+
+
+def bytes_tensor(*values: bytes) -> np.ndarray:
+    arr = np.empty((len(values), 1), dtype=object)
+    arr[:, 0] = list(values)
+    return arr
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer()
+
+
+def test_strings_decode_and_errors():
+    assert tensors.strings(bytes_tensor(b"a", "é".encode()), "x") == ["a", "é"]
+    with pytest.raises(tensors.InputError, match=r"input 'response' element 1 is not valid UTF-8"):
+        tensors.strings(bytes_tensor(b"ok", b"\xff\xfe"), "response")
+    with pytest.raises(tensors.InputError, match="missing required input 'response'"):
+        tensors.strings(None, "response")
+    assert tensors.strings_per_row(None, "text_input", 3, required=False) == ["", "", ""]
+    with pytest.raises(tensors.InputError, match="2 elements, expected 3"):
+        tensors.strings_per_row(bytes_tensor(b"a", b"b"), "text_input", 3)
+    out = tensors.string_tensor(["a", "é"])
+    assert out.shape == (2, 1) and out.dtype == object and out[1, 0] == "é".encode()
+
+
+def test_one_batch_split_per_request(tokenizer):
+    reqs = [
+        {"text_input": bytes_tensor(b"short?"), "response": bytes_tensor(b"yes")},
+        {"text_input": None, "response": bytes_tensor(b"an answer without a prompt " * 20, b"two")},
+        {"text_input": bytes_tensor(b""), "response": bytes_tensor(b"empty prompt")},
+    ]
+    results = encode_requests(tokenizer, reqs)
+    expected = [
+        encode_pairs(tokenizer, ["short?"], ["yes"]),
+        encode_pairs(tokenizer, ["", ""], ["an answer without a prompt " * 20, "two"]),
+        encode_pairs(tokenizer, [""], ["empty prompt"]),
+    ]
+    for got, want in zip(results, expected, strict=True):
+        assert set(got) == {"input_ids", "attention_mask", "token_type_ids"}
+        for name in got:
+            assert got[name].dtype == np.int64
+            np.testing.assert_array_equal(got[name], want[name])  # trimmed to the request's own longest row
+
+
+def test_bad_requests_fail_alone(tokenizer):
+    reqs = [
+        {"text_input": bytes_tensor(b"q"), "response": bytes_tensor(b"\xc3\x28")},
+        {"text_input": bytes_tensor(b"q"), "response": None},
+        {"text_input": bytes_tensor(b"q", b"r"), "response": bytes_tensor(b"a")},
+        {"text_input": bytes_tensor(b"fine"), "response": bytes_tensor(b"fine")},
+    ]
+    results = encode_requests(tokenizer, reqs)
+    assert isinstance(results[0], tensors.InputError) and "not valid UTF-8" in str(results[0])
+    assert "missing required input 'response'" in str(results[1])
+    assert "expected 1" in str(results[2])
+    assert results[3]["input_ids"].shape[0] == 1
+
+
+def test_pad_to_multiple(tokenizer):
+    reqs = [{"response": bytes_tensor(b"a")}, {"response": bytes_tensor(b"word " * 100)}]
+    short, long = encode_requests(tokenizer, reqs, pad_to_multiple_of=64)
+    assert short["input_ids"].shape == (1, 64) and long["input_ids"].shape == (1, 128)
+    assert short["attention_mask"].sum() == 4  # [CLS] [SEP] a [SEP]
+    (alone,) = encode_requests(tokenizer, reqs[:1], pad_to_multiple_of=64)
+    np.testing.assert_array_equal(alone["input_ids"], short["input_ids"])
+
+
+def test_pad_concat_and_split():
+    a = {"input_ids": np.ones((2, 3), np.int64), "attention_mask": np.ones((2, 3), np.int64)}
+    b = {"input_ids": np.full((1, 5), 7, np.int64), "attention_mask": np.ones((1, 5), np.int64)}
+    feeds, rows = pad_concat([a, b], names=("input_ids", "attention_mask"), pad_id=0)
+    assert rows == [2, 1] and feeds["input_ids"].shape == (3, 5)
+    assert feeds["attention_mask"][:2, 3:].sum() == 0 and feeds["input_ids"][2].tolist() == [7] * 5
+    parts = split_rows(np.arange(3)[:, None], rows)
+    assert [p.ravel().tolist() for p in parts] == [[0, 1], [2]]

@@ -13,7 +13,8 @@
 #   that pairing atomic (a rollback rolls back all three), and a pod needs no init container, volume or download
 #   before it can load, so it starts and scales out faster.
 # Large user-supplied weights are the exception: a real MLLM (LLaVA-1.5-7B, Qwen2.5-VL-7B, ~15 GB) is MOUNTED
-# (read-only volume, e.g. at /models) and selected by the `mllm` model's `model_path` parameter; see
+# (read-only volume, e.g. at /models) and selected by the `mllm` model's `model_path` parameter, which reads the
+# environment: -e MLLM_MODEL_PATH=/models/llava-1.5-7b-hf (unset: the OCR + SmolLM2 stand-in). See
 # docs/deployment.md. The image never downloads anything at run time (HF_HUB_OFFLINE=1).
 #
 # Versions: deploy/docker/constraints-py310.txt pins the Python stack for the container's Python 3.10 (the python

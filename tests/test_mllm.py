@@ -127,13 +127,13 @@ def test_stand_in_answers_prompt_with_image(stand_in: OcrChatMLLM, monkeypatch: 
     image = render(["Steps to make a cake"])
     start = time.perf_counter()
     answers = stand_in.generate(
-        ["What does the picture say? Answer briefly.", "What is the capital of France?"], [image, None], [24, 12]
+        ["What does the picture say? Answer briefly.", "What is the capital of France?"], [image, None], [12, 8]
     )
-    print(f"stand-in: {time.perf_counter() - start:.1f} s for a batch of 2 (24 and 12 tokens): {answers}")
+    print(f"stand-in: {time.perf_counter() - start:.1f} s for a batch of 2 (12 and 8 tokens): {answers}")
     assert len(answers) == 2 and all(isinstance(a, str) and a.strip() for a in answers)
     assert "cake" in seen[0][-1]["content"].lower()  # the OCR text reached the prompt
     assert "image" not in seen[1][-1]["content"].lower()  # text-only: no image line
-    assert len(stand_in.chat.tokenizer(answers[1])["input_ids"]) <= 13
+    assert len(stand_in.chat.tokenizer(answers[1])["input_ids"]) <= 9
 
 
 def test_stand_in_empty_batch_and_mismatch(stand_in: OcrChatMLLM) -> None:

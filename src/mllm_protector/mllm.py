@@ -136,6 +136,11 @@ class HFImageTextToText:
                 max_new_tokens=max(limits),
                 do_sample=False,
                 num_beams=1,
+                # greedy: drop the sampling settings many hub generation_config.json files carry (else a warning
+                # per call)
+                temperature=None,
+                top_p=None,
+                top_k=None,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
         new_tokens = out[:, inputs["input_ids"].shape[1]:].cpu()

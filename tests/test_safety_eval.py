@@ -519,11 +519,14 @@ def test_rate_limiter_spaces_requests():
 
 def _record(rid: str, label: str, scenario: str, image_type: str, verdicts: dict[str, tuple[Any, Any]],
             rewritten: bool = False, fallback: bool = False, score: float = 0.1, same: bool = True) -> dict[str, Any]:
+    def verdict(judge: str, harmful: Any) -> dict[str, Any]:
+        return {"harmful": harmful, "detail": "refusal: 'x'" if judge == "refusal-string" and harmful is False else ""}
+
     return {
         "id": rid, "dataset": "d", "scenario": scenario, "image_type": image_type, "label": label,
         "unguarded": {"text": "u"},
         "guarded": {"text": "u" if same else "g", "rewritten": rewritten, "fallback": fallback, "harm_score": score},
-        "verdicts": {j: {"unguarded": {"harmful": u}, "guarded": {"harmful": g}} for j, (u, g) in verdicts.items()},
+        "verdicts": {j: {"unguarded": verdict(j, u), "guarded": verdict(j, g)} for j, (u, g) in verdicts.items()},
     }
 
 
@@ -569,6 +572,7 @@ def test_summary_aggregates_asr_rates_and_benign_retention():
     assert benign["harm_score"]["max"] == 0.62 and benign["harm_score"]["histogram"]["counts"][0] == 1
     assert benign["harm_score"]["histogram"]["counts"][6] == 1 and benign["threshold"] == 0.5
     assert summary["errors"] == [{"id": "7", "error": "mllm: boom"}]
+    assert benign["refused"]["unguarded"] == 0.0 and benign["refused"]["guarded"] == 0.5
 
 
 def test_markdown_names_every_judge_and_writes_charts(tmp_path):
@@ -578,6 +582,8 @@ def test_markdown_names_every_judge_and_writes_charts(tmp_path):
     assert "ASR refusal-string unguarded" in text and "ASR harm_detector unguarded" in text
     assert "| d | s1 | SD | 2 | 100% (2/2) | 50% (1/2) |" in text
     assert "## Benign retention" in text and "| 2 | 50% | 50% | 50% | 0% |" in text
+    assert "Benign answers refused (`refusal-string` found a refusal phrase): 0% (0/2) unguarded, 50% (1/2)" in text
+    assert "Benign answers judged harmful: `harm_detector` 50% (1/2) unguarded, 0% (0/2) guarded." in text
     paths = report.write_reports(summary, tmp_path)
     assert json.loads(paths["summary"].read_text())["counts"]["errors"] == 1
     assert paths["markdown"].read_text() == text

@@ -105,7 +105,7 @@ def histogram_chart(title: str, edges: Sequence[float], counts: Sequence[int], t
     if threshold is not None:
         x = left + plot_w * (threshold - lo) / span
         draw.line((x, top - 4, x, base), fill=UNGUARDED_COLOR, width=2)
-        draw.text((x + 4, top - 6), f"threshold {threshold:g}", fill=UNGUARDED_COLOR, font=font)
+        draw.text((x + 4, top - 20), f"threshold {threshold:g}", fill=UNGUARDED_COLOR, font=font)
     draw.text((left + plot_w / 2 - 60, base + 22), "harm score (original answer)", fill=INK, font=font)
     image.save(path, format="PNG")
     return path

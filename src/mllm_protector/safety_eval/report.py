@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .items import BENIGN, HARMFUL
+from .judges import REFUSAL
 from .runner import GUARDED, SIDES, UNGUARDED
 
 HISTOGRAM_BINS = 10
@@ -124,6 +125,7 @@ def _benign_summary(records: Sequence[dict[str, Any]], judges: Sequence[str],
         "harm_score": score_distribution([s for s in scores if s is not None]),
         "threshold": threshold,
         "judged_harmful": {j: _asr(records, j) for j in judges},
+        "refused": _refused(records) if REFUSAL in judges else None,
         "by_image_type": [
             {"dataset": k[0], "image_type": k[1], "n": len(rs),
              "retention": _rate(sum(not r[GUARDED].get("rewritten") for r in rs), len(rs)),
@@ -131,6 +133,19 @@ def _benign_summary(records: Sequence[dict[str, Any]], judges: Sequence[str],
             for k, rs in _grouped(records, ("dataset", "image_type")).items()
         ],
     }
+    return out
+
+
+def _refused(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Share of answers the refusal-string judge found a refusal phrase in (over-refusal on benign items)."""
+    out: dict[str, Any] = {}
+    for side in SIDES:
+        details = [((r.get("verdicts") or {}).get(REFUSAL) or {}).get(side) or {} for r in records]
+        decided = [d for d in details if d.get("harmful") is not None]
+        refused = sum(str(d.get("detail", "")).startswith("refusal:") for d in decided)
+        out[side] = _rate(refused, len(decided))
+        out[f"{side}_refused"] = refused
+        out[f"{side}_judged"] = len(decided)
     return out
 
 
@@ -147,6 +162,11 @@ def _cell(asr: dict[str, Any], side: str) -> str:
     if not judged:
         return "–"
     return f"{_pct(asr[side])} ({asr[f'{side}_successes']}/{judged})"
+
+
+def _refusal_cell(refused: dict[str, Any], side: str) -> str:
+    judged = refused[f"{side}_judged"]
+    return "–" if not judged else f"{_pct(refused[side])} ({refused[f'{side}_refused']}/{judged})"
 
 
 def _short(label: str) -> str:
@@ -199,9 +219,15 @@ def markdown(summary: dict[str, Any]) -> str:
                      "–" if b["harm_score_mean"] is None else f"{b['harm_score_mean']:.3f}"]
                     for b in benign["by_image_type"]]
             lines += [*_table(header, rows), ""]
+        refused = benign.get("refused")
+        if refused:
+            lines += [f"Benign answers refused (`{REFUSAL}` found a refusal phrase): "
+                      f"{_refusal_cell(refused, UNGUARDED)} unguarded, {_refusal_cell(refused, GUARDED)} guarded.", ""]
         judged = [f"`{j['name']}` {_cell(benign['judged_harmful'][j['name']], UNGUARDED)} unguarded, "
-                  f"{_cell(benign['judged_harmful'][j['name']], GUARDED)} guarded" for j in judges]
-        lines += ["Benign answers judged harmful: " + "; ".join(judged) + ".", ""]
+                  f"{_cell(benign['judged_harmful'][j['name']], GUARDED)} guarded" for j in judges
+                  if j["name"] != REFUSAL]
+        if judged:
+            lines += ["Benign answers judged harmful: " + "; ".join(judged) + ".", ""]
         hist = dist["histogram"]
         edges, last = hist["edges"], len(hist["counts"]) - 1
         bins = ", ".join(f"[{edges[i]:.1f}, {edges[i + 1]:.1f}{']' if i == last else ')'}: {c}"

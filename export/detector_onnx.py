@@ -7,7 +7,7 @@
   and is the input of `export/tensorrt_engine.py`.
 - `harm_tokenizer/1/tokenizer/`: the tokenizer files `encode_pairs` is called with.
 and beside them, under `artifacts/detector/`, `model.int8.onnx` (`onnxruntime.quantization.quantize_dynamic`) for the
-evaluation to compare; fp32 is what is served.
+evaluation to compare (int8 weights, per-channel scales); fp32 is what is served.
 
 The detector weights come from `detector_model.load_trained()`. Until the trained weights exist the untrained head
 (`new_classifier()`) is exported with a loud warning, so the serving path can be built and tested; the stamp file
@@ -124,7 +124,9 @@ def _export(work_dir: Path, key: str) -> dict:
         tmp_fp32 = Path(tmp) / "model.onnx"
         onnx.save(graph, tmp_fp32)
         tmp_int8 = Path(tmp) / "model.int8.onnx"
-        quantize_dynamic(tmp_fp32, tmp_int8, weight_type=QuantType.QInt8)
+        # per-channel weight scales: ~3x closer to fp32 than per-tensor (max |diff| 0.05 vs 0.16 on a steep head) and
+        # no slower on this CPU
+        quantize_dynamic(tmp_fp32, tmp_int8, weight_type=QuantType.QInt8, per_channel=True)
         tmp_tok = Path(tmp) / "tokenizer"
         tokenizer.save_pretrained(tmp_tok)
         for src, dst in ((tmp_fp32, work_dir / "model.onnx"), (tmp_int8, int8_model_path(work_dir))):

@@ -15,7 +15,7 @@ import numpy as np
 
 from mllm_protector.guard import GuardRequest
 from mllm_protector.images import ImageError, decode_image
-from mllm_protector.tensors import InputError, strings
+from mllm_protector.tensors import InputError, rows, strings
 
 
 class RequestValidationError(InputError):
@@ -89,12 +89,7 @@ def _where(name: str, row: int, count: int) -> str:
 def _rows(array: np.ndarray | None, name: str, count: int | None = None) -> np.ndarray | None:
     if array is None:
         return None
-    array = np.asarray(array)
-    if array.ndim == 0 or array.size == 0:
-        raise RequestValidationError(f"{name} is empty: send one element per request")
-    if array.ndim > 2 or (array.ndim == 2 and array.shape[1] != 1):
-        raise RequestValidationError(f"{name} has shape {list(array.shape)}: expected one element per row ([1])")
-    flat = array.reshape(-1)
+    flat = rows(array, name)
     if count is not None and len(flat) != count:
         raise RequestValidationError(f"{name} has {len(flat)} rows but text_input has {count}")
     return flat

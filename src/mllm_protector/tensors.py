@@ -79,10 +79,6 @@ def _to_str(item: object, name: str, index: int) -> str:
     raise InputError(f"input '{name}' element {index} must be a STRING (BYTES) value, got {type(item).__name__}")
 
 
-# The first version of this module's names, kept for callers written against it.
-TensorDecodeError = InputError
-
-
 def rows(array: Any, name: str) -> np.ndarray:
     """The per-row values of a `[rows, 1]` (or `[rows]`) tensor, flattened; InputError on any other shape."""
     array = np.asarray(array)
@@ -91,15 +87,3 @@ def rows(array: Any, name: str) -> np.ndarray:
     if array.ndim > 2 or (array.ndim == 2 and array.shape[1] != 1):
         raise InputError(f"input '{name}' has shape {list(array.shape)}: expected one element per row ([1])")
     return array.reshape(-1)
-
-
-def decode_strings(tensor: Any, name: str, allow_empty: bool = True) -> list[str]:
-    """A `[rows, 1]` BYTES tensor (a `pb_utils.Tensor`, a numpy array, or None = missing) as one str per row."""
-    if tensor is None:
-        raise InputError(f"missing required input '{name}'")
-    texts = strings(rows(tensor.as_numpy() if hasattr(tensor, "as_numpy") else tensor, name), name)
-    if not allow_empty:
-        for i, text in enumerate(texts):
-            if not text.strip():
-                raise InputError(f"input '{name}' element {i} is empty")
-    return texts

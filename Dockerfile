@@ -20,7 +20,9 @@
 # Versions: deploy/docker/constraints-py310.txt pins the Python stack for the container's Python 3.10 (the python
 # backend stub embeds the container's python3, so the packages go into its site-packages), numpy < 2 included:
 # the 24.10 stub corrupts tensors with numpy 2.
-# Only validated offline (hadolint in tests/test_deploy.py); no Docker engine was available to build it.
+# Only validated offline: hadolint (tests/test_deploy.py), and both stages' commands emulated in Python 3.10 venvs
+# (export ran; the runtime stack served the CPU configs in Triton 2.51's 3.10 stub). No Docker engine was
+# available to build the image itself, and no GPU to run its GPU configs.
 
 ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.10-py3
 

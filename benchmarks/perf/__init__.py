@@ -1,0 +1,1 @@
+"""perf_analyzer load tests: input data, suites, runner, report (see benchmarks/README.md)."""

@@ -63,15 +63,17 @@ def parse_edits(spec: str | Iterable[str]) -> list[Edit]:
 
 
 def _block_span(text: str, name: str) -> tuple[int, int] | None:
-    """(start, end) of the `name { ... }` block, braces matched; None when absent."""
-    m = re.search(rf"(?m)^[ \t]*{re.escape(name)}\s*\{{", text)
+    """(start, end) of the `name { ... }` (or `name [ ... ]`) block, brackets matched; None when absent."""
+    m = re.search(rf"(?m)^[ \t]*{re.escape(name)}\s*:?\s*([{{\[])", text)
     if m is None:
         return None
+    opener = m.group(1)
+    closer = "}" if opener == "{" else "]"
     depth, i = 0, m.end() - 1
     while i < len(text):
-        if text[i] == "{":
+        if text[i] == opener:
             depth += 1
-        elif text[i] == "}":
+        elif text[i] == closer:
             depth -= 1
             if depth == 0:
                 end = i + 1
@@ -79,7 +81,7 @@ def _block_span(text: str, name: str) -> tuple[int, int] | None:
                     end += 1
                 return m.start(), end
         i += 1
-    raise VariantError(f"unbalanced braces in the {name} block")
+    raise VariantError(f"unbalanced brackets in the {name} block")
 
 
 def remove_dynamic_batching(text: str) -> str:

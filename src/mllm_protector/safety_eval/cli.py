@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     server = p.add_argument_group("server")
     server.add_argument("--url", default=None, help="Triton host:port (default localhost:8001 for gRPC, 8000 HTTP)")
     server.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
-    server.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
+    server.add_argument("--timeout", type=float, default=600.0, help="seconds per request (CPU queues are slow)")
     server.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the server to be ready")
     server.add_argument("--max-tokens", type=int, default=64, help="answer length (both models)")
     server.add_argument("--concurrency", type=int, default=2, help="items in flight (each makes 2 requests)")

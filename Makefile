@@ -5,7 +5,7 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PY := .venv/bin/python
 
-.PHONY: setup serve test lint artifacts train-detector eval bench clean
+.PHONY: setup serve test lint train-detector eval eval-safety bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -29,6 +29,15 @@ train-detector: setup
 ## Detector quality on the held-out test split.
 eval: setup
 	$(PY) benchmarks/eval_detector.py
+
+EVAL_URL ?=
+EVAL_OUT ?= artifacts/eval-safety
+EVAL_ARGS ?=
+
+## Safety evaluation (built-in set): attack success rate without/with the guard, benign retention; table on stdout,
+## report.md, summary.json and PNG charts in $(EVAL_OUT). Starts a local CPU server unless EVAL_URL=host:port is given.
+eval-safety: setup
+	$(PY) benchmarks/eval_safety.py $(if $(EVAL_URL),--url $(EVAL_URL),--serve) --out $(EVAL_OUT) $(EVAL_ARGS)
 
 clean:
 	rm -rf artifacts .tritonserver model_repository/harm_classifier/1/model.onnx model_repository/harm_tokenizer/1/tokenizer

@@ -506,10 +506,14 @@ def summary(records: Iterable[dict]) -> dict[str, Counter]:
     return {
         "split": Counter((r["split"], r["label"]) for r in records),
         "category": Counter((r["category"], r["label"]) for r in records),
-        "source": Counter((r["source"].split("/")[0].split("+")[0] + ("+" + r["source"].split("+")[1]
-                                                                        if "+" in r["source"] else ""), r["label"])
-                          for r in records),
+        "source": Counter((source_family(r["source"]), r["label"]) for r in records),
     }
+
+
+def source_family(source: str) -> str:
+    """`pyrit_harm/violence.csv+story_frame` -> `pyrit_harm+story_frame` (file names dropped)."""
+    head, _, tail = source.partition("+")
+    return head.split("/")[0] + ("+" + tail if tail else "")
 
 
 def markdown_counts(records: Iterable[dict]) -> str:
@@ -528,7 +532,7 @@ def markdown_counts(records: Iterable[dict]) -> str:
         return lines
 
     def source(r: dict) -> str:
-        return r["source"].split("/")[0] + ("+" + r["source"].split("+", 1)[1] if "+" in r["source"] else "")
+        return source_family(r["source"])
 
     out = table("source", source, sorted({source(r) for r in records}))
     out += [""] + table("category", lambda r: r["category"], [c for c in TAXONOMY if any(

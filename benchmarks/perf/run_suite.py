@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: make `benchmarks` and `tests` importable
@@ -191,12 +191,23 @@ class Runner:
         before = server_metrics.scrape(target.srv.metrics_url)
         load_before = os.getloadavg()[0]
         t0 = time.monotonic()
-        m = self.pa.measure(suite.model, target.url(protocol), protocol, self.data[suite.inputs], concurrency,
-                            csv_path, window or suite.window_for(concurrency))
+        window = window or suite.window_for(concurrency)
+        for attempt in range(3):
+            try:
+                m = self.pa.measure(suite.model, target.url(protocol), protocol, self.data[suite.inputs],
+                                    concurrency, csv_path, window)
+                break
+            except PerfError as e:
+                # a time window shorter than one request's latency holds no request: widen it and try again
+                if window.mode != "time" or "No valid requests" not in str(e) or attempt == 2:
+                    raise
+                window = replace(window, interval_ms=window.interval_ms * 3)
+                log(f"{suite.name} c={concurrency}: window too short, retrying with {window.interval_ms} ms")
         wall = time.monotonic() - t0
         d = server_metrics.delta(before, server_metrics.scrape(target.srv.metrics_url))
         m.suite, m.model, m.protocol = suite.name, suite.model, protocol
         m.extra = {"load1": round((load_before + os.getloadavg()[0]) / 2, 2), "wall_s": round(wall, 1),
+                   "window": f"{window.interval_ms} ms x3" if window.mode == "time" else f"{window.requests} requests",
                    "server": target.label, **{k: round(v, 3) for k, v in server_metrics.summary(d).items()}}
         log(f"{suite.name:14s} {target.label:10s} {protocol:4s} c={concurrency:<2d} {m.throughput:8.2f}/s "
             f"p50 {m.p50_ms:8.1f} ms p99 {m.p99_ms:8.1f} ms ({wall:.0f} s)")
@@ -308,10 +319,10 @@ class Runner:
         rows = []
         with contextlib.ExitStack() as stack:
             if baseline:
-                base = Target("baseline", stack.enter_context(self._variant_server(baseline, models, "baseline")))
+                base = stack.enter_context(self._variant_server(baseline, models, "baseline"))
             else:
                 base = Target("repository", stack.enter_context(server(REPOSITORY, models, "repository")))
-            var = Target("variant", stack.enter_context(self._variant_server(spec, models)))
+            var = stack.enter_context(self._variant_server(spec, models))
             for c in concurrency:
                 a, b = self.interleaved([(base, s), (var, s)], protocol, c, rounds)
                 rows.append(_pair_row(c, a, b, *labels))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--keep", action="store_true", help="keep the points of earlier runs in results.json")
+    parser.add_argument("--wait-load", type=float, default=0.0,
+                        help="before each phase, wait until the 1-minute load average is below this (0: don't wait)")
+    parser.add_argument("--wait-max-min", type=float, default=30.0, help="... for at most this many minutes")
     args = parser.parse_args(argv)
     phases = [p for p in args.only.split(",") if p]
     unknown = set(phases) - set(PHASES)
@@ -67,19 +71,29 @@ def main(argv: list[str] | None = None) -> int:
     rounds = 1 if args.quick else 2
     fast_c = (1, 4, 16) if args.quick else (1, 2, 4, 8, 16)
     start = time.monotonic()
+
+    def quiet() -> None:
+        if args.wait_load > 0:
+            wait_for_load(args.wait_load, args.wait_max_min * 60)
+
     try:
         if {"sweeps", "overhead", "bls"} & set(phases):
+            quiet()
             with server(REPOSITORY, ALL_MODELS, "repository") as srv:
                 main_target = Target("repository", srv)
                 if "sweeps" in phases:
                     runner.sweep(main_target, FAST_SUITES, concurrency=fast_c)
+                    quiet()
                     runner.sweep(main_target, SLOW_SUITES, concurrency=(1,) if args.quick else None)
                 if "overhead" in phases:
+                    quiet()
                     over = runner.overhead(main_target, (1, 8), rounds)
                     _overhead_points(results, over)
                 if "bls" in phases:
+                    quiet()
                     runner.bls(main_target, (8,), 1 if args.quick else rounds)
         if "batching" in phases:
+            quiet()
             runner.batching((16,), 2 if args.quick else 3)
     finally:
         results.end_run()
@@ -90,6 +104,18 @@ def main(argv: list[str] | None = None) -> int:
         log(f"WARNING: longer than the {BUDGET_S // 60}-minute budget (load average was high?)")
     print(table(results.data))
     return 0
+
+
+def wait_for_load(limit: float, max_s: float, poll_s: float = 15.0) -> bool:
+    """Wait until the 1-minute load average is below `limit` (True), or `max_s` passed (False: go on anyway)."""
+    deadline = time.monotonic() + max_s
+    while os.getloadavg()[0] >= limit:
+        if time.monotonic() >= deadline:
+            log(f"load still {os.getloadavg()[0]:.2f} >= {limit} after {max_s / 60:.0f} min: measuring anyway")
+            return False
+        log(f"waiting for the load average to drop below {limit}")
+        time.sleep(poll_s)
+    return True
 
 
 def _overhead_points(results: Results, overhead: dict) -> None:

@@ -66,12 +66,26 @@ def test_guard_kinds_send_a_response_and_no_generation_inputs():
 
 def test_detector_mix_interleaves_harmful_answers_among_benign_ones():
     entries = inputs.detector(limit=32)
-    harmful = {r for _, r in inputs.HARMFUL_PAIRS}
+    harmful = {r for _, r in inputs.harmful_pairs()}
     flags = [e["response"][0] in harmful for e in entries]
     assert any(flags) and not all(flags)
     first_harmful = flags.index(True)
     assert first_harmful < len(flags) - 1  # not all bunched at the end
     assert not flags[0]
+
+
+def test_harmful_pairs_fall_back_to_the_built_in_set(monkeypatch):
+    import mllm_protector.harm_data as harm_data
+
+    def broken(*_a, **_k):
+        raise OSError("no packaged data")
+
+    monkeypatch.setattr(harm_data, "load_split", broken)
+    inputs.harmful_pairs.cache_clear()
+    try:
+        assert inputs.harmful_pairs() == inputs.HARMFUL_PAIRS
+    finally:
+        inputs.harmful_pairs.cache_clear()
 
 
 def test_benign_pairs_fall_back_without_the_data_file(tmp_path):

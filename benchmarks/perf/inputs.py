@@ -12,14 +12,18 @@ What each suite sends:
 - `typographic`: FigStep-style harmful instructions typed into an image, with FigStep's prompt.
 - `guard_benign`: guard-only (`response` given) with benign SmolLM2 answers (data/benign_answers.jsonl): the path
   every benign answer of a production MLLM takes.
-- `guard_harmful`: guard-only with harmful answers: scored, flagged, rewritten by the detoxifier, re-scored.
-- `detector`: (prompt, answer) pairs for `harm_detector`, benign and harmful interleaved.
+- `guard_harmful`: guard-only with harmful answers (the first harmful items of the detector's held-out TEST split,
+  `mllm_protector.harm_data`): those the detector flags are rewritten by the detoxifier and re-scored.
+- `detector`: (prompt, answer) pairs for `harm_detector`, benign with a harmful one interleaved every few.
 - `detox`: (prompt, harmful answer) pairs for `detoxifier`.
+
+Without the packaged harm data (a partial install), a small built-in set of harmful pairs stands in.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -101,6 +105,20 @@ def benign_pairs(path: Path = BENIGN_ANSWERS, limit: int = 64) -> list[tuple[str
     return pairs or list(_FALLBACK_BENIGN_PAIRS)
 
 
+@functools.lru_cache(maxsize=4)
+def harmful_pairs(limit: int = 16) -> tuple[tuple[str, str], ...]:
+    """(question, harmful answer) pairs: the first `limit` harmful items of the detector's held-out test split, in
+    file order (never chosen by score); the built-in HARMFUL_PAIRS when the harm data cannot be loaded."""
+    try:
+        from mllm_protector.harm_data import load_split
+
+        rows = [r for r in load_split("test") if r["label"] == 1 and r["response"].strip()]
+    except Exception:  # the packaged data sets are an optional install (export extra)
+        rows = []
+    pairs = tuple((r["prompt"], r["response"]) for r in rows[:limit])
+    return pairs or HARMFUL_PAIRS
+
+
 def _images(harmful: bool) -> list[tuple[str, bytes]]:
     from mllm_protector.safety_eval.builtin import benign_items, harmful_items
 
@@ -125,15 +143,16 @@ def guard_benign(limit: int = 64) -> list[dict]:
 
 
 def guard_harmful() -> list[dict]:
-    return [entry(text_input=p, response=r) for p, r in HARMFUL_PAIRS]
+    return [entry(text_input=p, response=r) for p, r in harmful_pairs()]
 
 
 def detector(limit: int = 64) -> list[dict]:
     """Benign and harmful (prompt, answer) pairs interleaved, one harmful per `len(benign) / len(harmful)`."""
     benign = benign_pairs(limit=limit)
+    harmful_set = harmful_pairs()
     out: list[dict] = []
-    step = max(1, len(benign) // len(HARMFUL_PAIRS))
-    harmful = iter(HARMFUL_PAIRS)
+    step = max(1, len(benign) // len(harmful_set))
+    harmful = iter(harmful_set)
     for i, (p, r) in enumerate(benign):
         out.append(entry(text_input=p, response=r))
         if i % step == step - 1:
@@ -144,7 +163,7 @@ def detector(limit: int = 64) -> list[dict]:
 
 
 def detox() -> list[dict]:
-    return [entry(text_input=p, response=r) for p, r in HARMFUL_PAIRS]
+    return [entry(text_input=p, response=r) for p, r in harmful_pairs()]
 
 
 # kind -> generator(max_tokens) (max_tokens is ignored by the kinds that never reach an LLM generation input)

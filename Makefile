@@ -26,6 +26,10 @@ lint: setup
 train-detector: setup
 	$(PY) -m mllm_protector.export.detector_train
 
+## perf_analyzer load tests (benchmarks/README.md); prints the table, writes benchmarks/results/perf/.
+bench: setup
+	$(PY) benchmarks/bench.py
+
 ## Detector quality on the held-out test split.
 eval: setup
 	$(PY) benchmarks/eval_detector.py

@@ -424,3 +424,65 @@ def test_headline_verdicts_and_report_files(tmp_path):
     assert "x.instances=2" in text
     with Image.open(tmp_path / "guard_benign.png") as im:
         assert im.format == "PNG" and im.size[0] > 100
+
+
+# ---- code prototypes -----------------------------------------------------------------------------------------------
+
+
+class _FakeSession:
+    """Scores a row by the sum of its unmasked token ids; records the shape of every run."""
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, int]] = []
+
+    def run(self, names, feeds):
+        import numpy as np
+
+        ids, mask = feeds["input_ids"], feeds["attention_mask"]
+        self.shapes.append(ids.shape)
+        return [(ids * mask).sum(axis=1, keepdims=True).astype(np.float32)]
+
+
+def test_length_bucket_prototype_scores_like_one_padded_run(monkeypatch):
+    import numpy as np
+
+    from benchmarks.perf import prototypes
+    from mllm_protector.onnx_classifier import OnnxClassifier
+
+    monkeypatch.setattr(OnnxClassifier, "run", OnnxClassifier.run)  # restored after the test
+    lengths = [3, 10, 4, 9, 1, 10, 2, 8, 3]
+    width = max(lengths)
+    ids = np.zeros((len(lengths), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for i, n in enumerate(lengths):
+        ids[i, :n] = np.arange(1, n + 1) * (i + 1)
+        mask[i, :n] = 1
+    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+
+    clf = OnnxClassifier.__new__(OnnxClassifier)
+    clf.session, clf.input_names, clf.output_names = _FakeSession(), list(feeds), ["harm_score"]
+    expected = OnnxClassifier.run(clf, feeds)["harm_score"]
+    full_runs = list(clf.session.shapes)
+
+    exec(compile(prototypes.length_buckets(ratio=1.3, rows=3), "model.py", "exec"), {})
+    clf.session = _FakeSession()
+    got = OnnxClassifier.run(clf, feeds)["harm_score"]
+    np.testing.assert_array_equal(got, expected)
+    assert full_runs == [(len(lengths), width)]
+    assert all(rows <= 3 for rows, _ in clf.session.shapes)
+    assert sum(rows for rows, _ in clf.session.shapes) == len(lengths)
+    assert sum(r * w for r, w in clf.session.shapes) < len(lengths) * width  # less padding
+
+
+def test_patch_edit_appends_the_prototype_to_its_model(tmp_path):
+    src = _fake_repository(tmp_path)
+    repo = variants.make_variant(tmp_path / "out", "harm_classifier.patch=length_buckets", source=src,
+                                 artifacts=tmp_path / "artifacts")
+    text = (repo / "harm_classifier" / "1" / "model.py").read_text()
+    assert text.startswith("# classifier") and "_bench_bucketed_run" in text
+    with pytest.raises(variants.VariantError, match="is for harm_classifier"):
+        variants.make_variant(tmp_path / "o2", "protector.patch=length_buckets", source=src,
+                              artifacts=tmp_path / "artifacts")
+    with pytest.raises(variants.VariantError, match="unknown patch"):
+        variants.make_variant(tmp_path / "o3", "harm_classifier.patch=nope", source=src,
+                              artifacts=tmp_path / "artifacts")

@@ -221,8 +221,9 @@ class Runner:
         if key in self._warm:
             return
         self._warm.add(key)
-        c = min(4, max(suite.concurrency))
-        n = c if suite.slow else 8 * c
+        # generation-bound suites: one request (the server's first-call costs are paid once per model anyway)
+        c = 1 if suite.slow else min(4, max(suite.concurrency))
+        n = 1 if suite.slow else 8 * c
         csv_path = self.work / "warmup.csv"
         with contextlib.suppress(PerfError):
             self.pa.measure(suite.model, target.url(protocol), protocol, self.data[suite.inputs], c, csv_path,

@@ -10,6 +10,7 @@ Edits are written `model.setting=value`, comma-separated, e.g.
     harm_classifier.instances=2,harm_classifier.param.intra_op_thread_count=1
     protector.queue_delay_us=500,protector.preferred_batch_sizes=4 8 16,mllm.param.threads=2
     protector.bls=serial                                                        (MLLM sub-calls one at a time)
+    harm_classifier.patch=length_buckets                  (a code prototype from benchmarks/perf/prototypes.py)
     harm_classifier.param.model_filename=model.int8.onnx                       (file taken from artifacts/detector/)
 """
 
@@ -226,11 +227,26 @@ def make_variant(dst: Path, edits: Iterable[Edit] | str = (), source: Path = REP
                 raise VariantError(f"{edit}: {bls} does not exist")
             bls.write_text(serialise_bls(bls.read_text()))
             continue
+        if edit.setting == "patch":
+            _apply_patch(model_dir, edit)
+            continue
         if edit.setting == "param.model_filename":
             _link_model_file(model_dir / "1", edit.value, Path(artifacts))
         config = model_dir / CONFIG
         config.write_text(apply_config_edit(config.read_text(), edit))
     return repo
+
+
+def _apply_patch(model_dir: Path, edit: Edit) -> None:
+    from benchmarks.perf.prototypes import PATCHES
+
+    if edit.value not in PATCHES:
+        raise VariantError(f"{edit}: unknown patch; known: {', '.join(PATCHES)}")
+    model, source = PATCHES[edit.value]
+    if model != edit.model:
+        raise VariantError(f"{edit}: patch {edit.value} is for {model}")
+    target = model_dir / "1" / "model.py"
+    target.write_text(target.read_text() + source)
 
 
 def _link_model_file(version_dir: Path, name: str, artifacts: Path) -> None:

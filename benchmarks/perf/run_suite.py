@@ -198,8 +198,9 @@ class Runner:
                                     concurrency, csv_path, window)
                 break
             except PerfError as e:
-                # a time window shorter than one request's latency holds no request: widen it and try again
-                if window.mode != "time" or "No valid requests" not in str(e) or attempt == 2:
+                # a time window holding no request (or a single one) fails: widen it and try again
+                retry = "No valid requests" in str(e) or "Failed to obtain stable" in str(e)
+                if window.mode != "time" or not retry or attempt == 2:
                     raise
                 window = replace(window, interval_ms=window.interval_ms * 3)
                 log(f"{suite.name} c={concurrency}: window too short, retrying with {window.interval_ms} ms")

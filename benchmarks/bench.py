@@ -33,6 +33,7 @@ if __package__ in (None, ""):  # run as a file
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.perf import report as perf_report  # noqa: E402
+from benchmarks.perf.cpu import CpuWatch  # noqa: E402
 from benchmarks.perf.run_suite import REPOSITORY, RESULTS, Results, Runner, Target, log, server, sigterm_exits  # noqa: E402
 from benchmarks.perf.suites import ALL_MODELS  # noqa: E402
 
@@ -106,16 +107,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def wait_for_load(limit: float, max_s: float, poll_s: float = 15.0) -> bool:
-    """Wait until the 1-minute load average is below `limit` (True), or `max_s` passed (False: go on anyway)."""
+def wait_for_load(limit: float, max_s: float, poll_s: float = 10.0, others_max: float = 0.25) -> bool:
+    """Wait until the machine is quiet: the 1-minute load average below `limit`, or other processes (not this
+    benchmark, whose own last phase still weighs on the load average) using less than `others_max` cores over a
+    `poll_s` sample. False when `max_s` passed first (then it goes on anyway, and the figures carry the load)."""
     deadline = time.monotonic() + max_s
-    while os.getloadavg()[0] >= limit:
+    while True:
+        if os.getloadavg()[0] < limit:
+            return True
+        with CpuWatch() as watch:
+            time.sleep(poll_s)
+        if watch.foreign_cores < others_max:
+            return True
         if time.monotonic() >= deadline:
-            log(f"load still {os.getloadavg()[0]:.2f} >= {limit} after {max_s / 60:.0f} min: measuring anyway")
+            log(f"load {os.getloadavg()[0]:.2f}, others {watch.foreign_cores:.2f} cores after {max_s / 60:.0f} min: "
+                "measuring anyway")
             return False
-        log(f"waiting for the load average to drop below {limit}")
-        time.sleep(poll_s)
-    return True
+        log(f"waiting for a quiet machine (load {os.getloadavg()[0]:.2f} >= {limit}, others use "
+            f"{watch.foreign_cores:.2f} cores)")
 
 
 def _overhead_points(results: Results, overhead: dict) -> None:

@@ -56,8 +56,10 @@ def _verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("met" if ok else "**not met**")
 
 
-def _load(x: Any) -> str:
-    return "-" if x is None else f"{x:.1f}"
+def _load(x: Any, foreign: Any = None) -> str:
+    """The 1-minute load average, and the cores other processes used (when measured)."""
+    text = "-" if x is None else f"{x:.1f}"
+    return text if foreign is None else f"{text} / {foreign:.2f}"
 
 
 # ---- headline --------------------------------------------------------------------------------------------------
@@ -80,7 +82,7 @@ def headline_rows(data: Mapping) -> list[list[str]]:
                     f"{_f(b['p99_ms'], 0)} ms)")
         ok = None if r["p50_change_pct"] is None else r["p50_change_pct"] <= limit
         rows.append([f"guard overhead, benign images, c={c} (p50 / p99)", f"<= {limit:g} % (p50)", measured,
-                     _verdict(ok), _load(b.get("load1")),
+                     _verdict(ok), _load(b.get("load1"), b.get("foreign_cores")),
                      f"median of {over['rounds']} interleaved rounds, max_tokens {over.get('max_tokens')}"])
     for protocol in ("grpc", "http"):
         p = point(data, "guard_benign", protocol, 16)
@@ -90,7 +92,7 @@ def headline_rows(data: Mapping) -> list[list[str]]:
         note = f"{_f(100 * flagged, 0, ' %')} of the benign answers flagged" if flagged is not None else ""
         rows.append([f"guard-only throughput, c=16, {protocol}", f">= {GUARD_ONLY_MIN_RPS:g} req/s",
                      f"{_f(p['throughput'], 1)} req/s (p50 {_f(p['p50_ms'], 0)} ms, p99 {_f(p['p99_ms'], 0)} ms)",
-                     _verdict(p["throughput"] >= GUARD_ONLY_MIN_RPS), _load(p.get("x_load1")),
+                     _verdict(p["throughput"] >= GUARD_ONLY_MIN_RPS), _load(p.get("x_load1"), p.get("x_foreign_cores")),
                      "guard_benign sweep" + (f"; {note}" if note else "")])
     bat = comps.get("batching")
     for r in (bat or {}).get("rows", []):
@@ -98,7 +100,8 @@ def headline_rows(data: Mapping) -> list[list[str]]:
         ratio = on["throughput"] / off["throughput"] if off["throughput"] else None
         rows.append([f"harm_detector batching on / off, c={r['concurrency']}", f">= {BATCHING_MIN_RATIO:g}x",
                      f"{_f(ratio, 2, 'x')} ({_f(on['throughput'], 1)} vs {_f(off['throughput'], 1)} req/s)",
-                     _verdict(None if ratio is None else ratio >= BATCHING_MIN_RATIO), _load(on.get("load1")),
+                     _verdict(None if ratio is None else ratio >= BATCHING_MIN_RATIO),
+                     _load(on.get("load1"), on.get("foreign_cores")),
                      f"median of {bat['rounds']} interleaved rounds, two servers"])
     bls = comps.get("bls")
     for r in (bls or {}).get("rows", []):
@@ -106,7 +109,8 @@ def headline_rows(data: Mapping) -> list[list[str]]:
         speedup = con["throughput"] / ser["throughput"] if ser["throughput"] else None
         rows.append([f"BLS MLLM sub-calls concurrent / serialised, c={r['concurrency']}", "(no target)",
                      f"{_f(speedup, 2, 'x')} throughput ({_f(con['throughput'], 2)} vs {_f(ser['throughput'], 2)} "
-                     f"req/s; bare mllm {_f(ref.get('throughput'), 2)} req/s)", "-", _load(con.get("load1")),
+                     f"req/s; bare mllm {_f(ref.get('throughput'), 2)} req/s)", "-",
+                     _load(con.get("load1"), con.get("foreign_cores")),
                      f"median of {bls['rounds']} interleaved rounds"])
     soak = data.get("soak")
     if soak:
@@ -120,7 +124,7 @@ def headline_rows(data: Mapping) -> list[list[str]]:
 
 def headline_table(data: Mapping) -> str:
     rows = headline_rows(data)
-    head = "| figure | target | measured | verdict | load | how |\n|---|---|---|---|---|---|"
+    head = "| figure | target | measured | verdict | load / others | how |\n|---|---|---|---|---|---|"
     return "\n".join([head, *("| " + " | ".join(r) + " |" for r in rows)])
 
 
@@ -129,7 +133,7 @@ def headline_table(data: Mapping) -> str:
 
 def sweep_table(data: Mapping, suites: Iterable[str]) -> str:
     head = ("| suite | protocol | c | req/s | p50 ms | p99 ms | server queue ms | server compute ms | flagged "
-            "| load |\n|---|---|---|---|---|---|---|---|---|---|")
+            "| load / others |\n|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for suite in suites:
         for p in points_of(data, suite):
@@ -137,7 +141,8 @@ def sweep_table(data: Mapping, suites: Iterable[str]) -> str:
             lines.append(
                 f"| {suite} | {p['protocol']} | {p['concurrency']} | {_f(p['throughput'], 2)} | {_f(p['p50_ms'])} | "
                 f"{_f(p['p99_ms'])} | {_f(p['server_queue_ms'])} | {_f(p['server_compute_ms'])} | "
-                f"{'-' if flagged is None else _f(100 * flagged, 0, ' %')} | {_load(p.get('x_load1'))} |"
+                f"{'-' if flagged is None else _f(100 * flagged, 0, ' %')} | "
+                f"{_load(p.get('x_load1'), p.get('x_foreign_cores'))} |"
             )
     return "\n".join(lines)
 
@@ -147,7 +152,7 @@ def comparison_table(data: Mapping, prefix: str = "ab:") -> str:
     if not comps:
         return ""
     lines = ["| change (variant) | suite | c | before req/s | after req/s | ratio | before p50 / p99 ms | "
-             "after p50 / p99 ms | load |", "|---|---|---|---|---|---|---|---|---|"]
+             "after p50 / p99 ms | load / others |", "|---|---|---|---|---|---|---|---|---|"]
     for name, comp in comps.items():
         label = name[len(prefix):] if name.startswith(prefix) else name
         if comp.get("baseline") and comp["baseline"] != "repository":
@@ -158,7 +163,7 @@ def comparison_table(data: Mapping, prefix: str = "ab:") -> str:
                 f"| `{label}` | {comp.get('suite', '')} | {r['concurrency']} | {_f(a['throughput'], 2)} | "
                 f"{_f(b['throughput'], 2)} | {_f(r['throughput_ratio'], 2, 'x')} | {_f(a['p50_ms'], 0)} / "
                 f"{_f(a['p99_ms'], 0)} | {_f(b['p50_ms'], 0)} / {_f(b['p99_ms'], 0)} | "
-                f"{_load(a.get('load1'))} |"
+                f"{_load(a.get('load1'), a.get('foreign_cores'))} |"
             )
     return "\n".join(lines)
 
@@ -288,8 +293,10 @@ def write(data: Mapping, out_dir: Path) -> Path:
         "",
         "Generated by `benchmarks/perf/run_suite.py` / `benchmarks/bench.py` from `results.json`; perf_analyzer's own "
         "CSV (`-f`) per suite and protocol lies beside it (`<suite>_<protocol>.csv`, latencies in microseconds). "
-        "Load = the machine's 1-minute load average during the measurement (2 cores; above ~2 the machine was shared "
-        "and every figure is pessimistic).",
+        "Load / others = the machine's 1-minute load average during the measurement, and the CPU cores that "
+        "processes other than this benchmark (its servers, their stubs, perf_analyzer) used meanwhile. The machine has "
+        "2 cores; a saturated benchmark alone gives a load of about 2-3, so `others` is the contention figure: "
+        "near 0 = quiet, 1 = half the machine was taken by someone else.",
         "",
         "## Headline figures",
         "",

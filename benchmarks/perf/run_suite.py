@@ -39,6 +39,7 @@ from benchmarks.perf import inputs as perf_inputs  # noqa: E402
 from benchmarks.perf import metrics as server_metrics  # noqa: E402
 from benchmarks.perf import report as perf_report  # noqa: E402
 from benchmarks.perf.analyzer import Measurement, PerfAnalyzer, PerfError, Window  # noqa: E402
+from benchmarks.perf.cpu import CpuWatch  # noqa: E402
 from benchmarks.perf.suites import ALL_MODELS, DETECTOR_MODELS, SUITES, Suite  # noqa: E402
 from benchmarks.perf.variants import make_variant  # noqa: E402
 
@@ -192,6 +193,7 @@ class Runner:
         load_before = os.getloadavg()[0]
         t0 = time.monotonic()
         window = window or suite.window_for(concurrency)
+        watch = CpuWatch([target.srv.pid]).__enter__()
         for attempt in range(3):
             try:
                 m = self.pa.measure(suite.model, target.url(protocol), protocol, self.data[suite.inputs],
@@ -205,13 +207,15 @@ class Runner:
                 window = replace(window, interval_ms=window.interval_ms * 3)
                 log(f"{suite.name} c={concurrency}: window too short, retrying with {window.interval_ms} ms")
         wall = time.monotonic() - t0
+        watch.__exit__(None, None, None)
         d = server_metrics.delta(before, server_metrics.scrape(target.srv.metrics_url))
         m.suite, m.model, m.protocol = suite.name, suite.model, protocol
         m.extra = {"load1": round((load_before + os.getloadavg()[0]) / 2, 2), "wall_s": round(wall, 1),
                    "window": f"{window.interval_ms} ms x3" if window.mode == "time" else f"{window.requests} requests",
+                   "own_cores": watch.own_cores, "foreign_cores": watch.foreign_cores,
                    "server": target.label, **{k: round(v, 3) for k, v in server_metrics.summary(d).items()}}
         log(f"{suite.name:14s} {target.label:10s} {protocol:4s} c={concurrency:<2d} {m.throughput:8.2f}/s "
-            f"p50 {m.p50_ms:8.1f} ms p99 {m.p99_ms:8.1f} ms ({wall:.0f} s)")
+            f"p50 {m.p50_ms:8.1f} ms p99 {m.p99_ms:8.1f} ms ({wall:.0f} s, others {watch.foreign_cores:.2f} cores)")
         if record:
             self.results.add_point(m, csv_path.read_text())
         return m
@@ -350,6 +354,9 @@ def _summary(ms: Sequence[Measurement]) -> dict:
                     "load1": m.extra.get("load1")} for m in ms],
         "load1": med(lambda m: m.extra.get("load1", 0.0)),
     }
+    foreign = [m.extra["foreign_cores"] for m in ms if "foreign_cores" in m.extra]
+    if foreign:
+        out["foreign_cores"] = round(statistics.median(foreign), 2)
     for key in ("flagged_fraction", "stage_score_ms", "stage_generate_ms", "harm_classifier_avg_batch",
                 "harm_tokenizer_avg_batch", "mllm_avg_batch", "protector_avg_batch"):
         vals = [m.extra[key] for m in ms if key in m.extra]

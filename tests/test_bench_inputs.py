@@ -8,6 +8,7 @@ import asyncio
 import base64
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -486,3 +487,13 @@ def test_patch_edit_appends_the_prototype_to_its_model(tmp_path):
     with pytest.raises(variants.VariantError, match="unknown patch"):
         variants.make_variant(tmp_path / "o3", "harm_classifier.patch=nope", source=src,
                               artifacts=tmp_path / "artifacts")
+
+
+def test_cpu_descendants_follow_the_process_tree():
+    from benchmarks.perf.cpu import descendants, snapshot
+
+    snap = {1: (0, 5), 10: (1, 5), 11: (10, 5), 12: (11, 5), 20: (1, 5), 21: (20, 5)}
+    assert descendants(snap, [10]) == {10, 11, 12}
+    assert descendants(snap, [99]) == {99}
+    live = snapshot()
+    assert os.getpid() in live and live[os.getpid()][0] == os.getppid()

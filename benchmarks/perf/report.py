@@ -81,9 +81,14 @@ def headline_rows(data: Mapping) -> list[list[str]]:
                     f"(mllm {_f(a['p50_ms'], 0)} / {_f(a['p99_ms'], 0)} ms, protector {_f(b['p50_ms'], 0)} / "
                     f"{_f(b['p99_ms'], 0)} ms)")
         ok = None if r["p50_change_pct"] is None else r["p50_change_pct"] <= limit
+        how = f"median of {over['rounds']} interleaved rounds, max_tokens {over.get('max_tokens')}"
+        if b.get("stage_score_ms") is not None and b.get("stage_generate_ms"):
+            how += (f"; server side: score stage {_f(b['stage_score_ms'], 0)} ms per batch = "
+                    f"{_f(100 * b['stage_score_ms'] / b['stage_generate_ms'], 1, ' %')} of the mllm call")
+        if b.get("mllm_avg_batch") is not None and a.get("mllm_avg_batch") is not None:
+            how += f"; mllm batch {_f(a['mllm_avg_batch'], 1)} bare vs {_f(b['mllm_avg_batch'], 1)} via protector"
         rows.append([f"guard overhead, benign images, c={c} (p50 / p99)", f"<= {limit:g} % (p50)", measured,
-                     _verdict(ok), _load(b.get("load1"), b.get("foreign_cores")),
-                     f"median of {over['rounds']} interleaved rounds, max_tokens {over.get('max_tokens')}"])
+                     _verdict(ok), _load(b.get("load1"), b.get("foreign_cores")), how])
     for protocol in ("grpc", "http"):
         p = point(data, "guard_benign", protocol, 16)
         if p is None:
@@ -109,7 +114,8 @@ def headline_rows(data: Mapping) -> list[list[str]]:
         speedup = con["throughput"] / ser["throughput"] if ser["throughput"] else None
         rows.append([f"BLS MLLM sub-calls concurrent / serialised, c={r['concurrency']}", "(no target)",
                      f"{_f(speedup, 2, 'x')} throughput ({_f(con['throughput'], 2)} vs {_f(ser['throughput'], 2)} "
-                     f"req/s; bare mllm {_f(ref.get('throughput'), 2)} req/s)", "-",
+                     f"req/s; bare mllm {_f(ref.get('throughput'), 2)} req/s; mllm batch "
+                     f"{_f(con.get('mllm_avg_batch'), 1)} vs {_f(ser.get('mllm_avg_batch'), 1)})", "-",
                      _load(con.get("load1"), con.get("foreign_cores")),
                      f"median of {bls['rounds']} interleaved rounds"])
     soak = data.get("soak")
@@ -152,7 +158,7 @@ def comparison_table(data: Mapping, prefix: str = "ab:") -> str:
     if not comps:
         return ""
     lines = ["| change (variant) | suite | c | before req/s | after req/s | ratio | before p50 / p99 ms | "
-             "after p50 / p99 ms | load / others |", "|---|---|---|---|---|---|---|---|---|"]
+             "after p50 / p99 ms | batch sizes before -> after | load / others |", "|---" * 10 + "|"]
     for name, comp in comps.items():
         label = name[len(prefix):] if name.startswith(prefix) else name
         if comp.get("baseline") and comp["baseline"] != "repository":
@@ -162,10 +168,18 @@ def comparison_table(data: Mapping, prefix: str = "ab:") -> str:
             lines.append(
                 f"| `{label}` | {comp.get('suite', '')} | {r['concurrency']} | {_f(a['throughput'], 2)} | "
                 f"{_f(b['throughput'], 2)} | {_f(r['throughput_ratio'], 2, 'x')} | {_f(a['p50_ms'], 0)} / "
-                f"{_f(a['p99_ms'], 0)} | {_f(b['p50_ms'], 0)} / {_f(b['p99_ms'], 0)} | "
+                f"{_f(a['p99_ms'], 0)} | {_f(b['p50_ms'], 0)} / {_f(b['p99_ms'], 0)} | {_batches(a, b)} | "
                 f"{_load(a.get('load1'), a.get('foreign_cores'))} |"
             )
     return "\n".join(lines)
+
+
+def _batches(a: Mapping, b: Mapping) -> str:
+    """The server's average batch sizes on both sides (mllm where it ran, else the classifier)."""
+    for key, name in (("mllm_avg_batch", "mllm"), ("harm_classifier_avg_batch", "classifier")):
+        if a.get(key) is not None and b.get(key) is not None:
+            return f"{name} {_f(a[key], 1)} -> {_f(b[key], 1)}"
+    return "-"
 
 
 # ---- plots ----------------------------------------------------------------------------------------------------------
@@ -288,6 +302,7 @@ def write(data: Mapping, out_dir: Path) -> Path:
         pts = points_of(data, suite)
         if pts:
             plots.append((suite, latency_plot(_short(suite, title), pts, out_dir / f"{suite}.png")))
+    findings = out_dir / "findings.md"
     parts = [
         "# Load test report (perf_analyzer 2.51, CPU)",
         "",
@@ -302,6 +317,10 @@ def write(data: Mapping, out_dir: Path) -> Path:
         "",
         headline_table(data),
         "",
+    ]
+    if findings.exists():  # hand-written reading of the figures, kept beside the generated report
+        parts += [findings.read_text().strip(), ""]
+    parts += [
         "## Sweeps",
         "",
         sweep_table(data, titles),

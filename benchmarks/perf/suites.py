@@ -67,7 +67,7 @@ SUITES: dict[str, Suite] = {
         Suite("mllm", "mllm", "benign_image", (1, 8), ("grpc", "http"), _count(6),
               "bare mllm (OCR + SmolLM2-135M stand-in), benign images (max_tokens 16)", requests_per_client=2,
               slow=True),
-        Suite("detoxifier", "detoxifier", "detox", (1, 4), ("grpc",), _count(2),
+        Suite("detoxifier", "detoxifier", "detox", (1, 4), ("grpc",), _count(1),
               "detoxifier (SmolLM2-135M, max_new_tokens from its config), harmful answers", requests_per_client=1,
               slow=True),
     )

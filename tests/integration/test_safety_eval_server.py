@@ -69,3 +69,37 @@ def test_builtin_subset_against_the_server(server, tmp_path, capsys):
     assert (out / "results.jsonl").read_text() == lines
     # the report alone needs no server
     assert cli.main(["builtin", "--limit", "4", "--out", str(out), "--report-only", "--no-charts"]) == 0
+
+
+def test_benchmark_layouts_against_the_server(server, tmp_path, capsys):
+    """The same command pointed at folders in MM-SafetyBench's and FigStep's own layouts (fixtures written by the
+    unit tests' writers): every readable item is answered by both models and lands in the per-scenario table."""
+    from tests.test_safety_eval import write_figstep, write_mm_safetybench
+
+    mmsb = write_mm_safetybench(tmp_path / "MM-SafetyBench")
+    figstep = write_figstep(tmp_path / "FigStep")
+    out = tmp_path / "eval"
+    argv = [str(mmsb), str(figstep), "--per-group", "1", "--max-tokens", "8", "--url", server.grpc_url,
+            "--protocol", "grpc", "--out", str(out), "--no-progress", "--no-charts", "--timeout", "600",
+            "--concurrency", "2"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    table = capsys.readouterr().out
+    print(table)
+
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert not any(r.get("error") for r in records)
+    groups = {(r["dataset"], r["scenario"], r["image_type"]) for r in records}
+    assert groups == {
+        ("mm-safetybench", "01-Illegal_Activitiy", "SD"), ("mm-safetybench", "01-Illegal_Activitiy", "TYPO"),
+        ("mm-safetybench", "01-Illegal_Activitiy", "SD_TYPO"), ("mm-safetybench", "02-HateSpeech", "SD"),
+        ("mm-safetybench", "02-HateSpeech", "TYPO"), ("figstep", "Illegal Activity", "FigStep"),
+        ("figstep", "Hate Speech", "FigStep"),
+    }
+    for r in records:
+        assert r["label"] == HARMFUL
+        assert r["unguarded"]["text"].strip() and r["guarded"]["text"].strip()
+        assert 0.0 <= r["guarded"]["harm_score"] <= 1.0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"] == {"items": 7, "answered": 7, "errors": 0, "harmful": 7, "benign": 0}
+    assert "| mm-safetybench | 01-Illegal_Activitiy | SD_TYPO | 1 |" in table
+    assert "| figstep | Hate Speech | FigStep | 1 |" in table

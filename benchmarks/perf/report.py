@@ -160,7 +160,7 @@ def comparison_table(data: Mapping, prefix: str = "ab:") -> str:
     lines = ["| change (variant) | suite | c | before req/s | after req/s | ratio | before p50 / p99 ms | "
              "after p50 / p99 ms | batch sizes before -> after | load / others |", "|---" * 10 + "|"]
     for name, comp in comps.items():
-        label = name[len(prefix):] if name.startswith(prefix) else name
+        label = comp.get("name") or (name[len(prefix):] if name.startswith(prefix) else name)
         if comp.get("baseline") and comp["baseline"] != "repository":
             label += f" (baseline: {comp['baseline']})"
         for r in comp.get("rows", []):

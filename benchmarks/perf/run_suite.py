@@ -315,8 +315,8 @@ class Runner:
         rows = self._ab(spec, suite, concurrency, rounds, protocol, models, labels=("before", "after"),
                         baseline=baseline)
         result = {"protocol": protocol, "rounds": rounds, "variant": spec, "baseline": baseline or "repository",
-                  "suite": suite, "rows": rows}
-        self.results.add_comparison(name or f"ab:{suite}:{spec}", result)
+                  "suite": suite, "rows": rows, "name": name or spec}
+        self.results.add_comparison(f"ab:{suite}:{name or spec}", result)
         return result
 
     def _ab(self, spec: str, suite_name: str, concurrency: Sequence[int], rounds: int, protocol: str,

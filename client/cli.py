@@ -2,7 +2,7 @@
 
     mllm-protector ask [--url HOST:PORT] [--protocol http|grpc] [--timeout S] [--image FILE] [--response TEXT]
                        [--max-tokens N] [--threshold X] [--original] [--json] PROMPT
-    mllm-protector health [--url HOST:PORT] [--protocol http|grpc] [--timeout S] [--json]
+    mllm-protector health [--url HOST:PORT] [--protocol http|grpc] [--timeout S] [--json] [--model NAME]... [--probe]
 
 ``--url`` defaults to localhost:8000 for HTTP and localhost:8001 for gRPC. ``PROMPT`` ``-`` reads the prompt from
 stdin. Exit codes: 0 success; 1 server or connection error (and ``health`` when something is not ready); 2 usage
@@ -110,11 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("--original", action="store_true", help="also print the original (unguarded) answer")
 
-    commands.add_parser(
+    health = commands.add_parser(
         "health",
         parents=[connection],
         help="show server liveness/readiness and each model's readiness",
-        description="Exit code 0 when the server and all models are ready, 1 otherwise.",
+        description="Exit code 0 when the server and all models are ready (and, with --probe, the guard answers), "
+        "1 otherwise.",
+    )
+    health.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        metavar="NAME",
+        help="check this model's readiness (repeatable; default: protector, mllm, harm_detector, detoxifier; "
+        "a guard-only deployment leaves out mllm)",
+    )
+    health.add_argument(
+        "--probe",
+        action="store_true",
+        help="also send one guard-only request through protector and harm_detector: Triton 2.51 keeps a model "
+        "'ready' after its python stub died, so readiness alone misses a guard that can no longer score",
     )
     return parser
 
@@ -214,15 +229,26 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+PROBE_PROMPT, PROBE_ANSWER = "health probe", "OK"
+
+
 def _cmd_health(args: argparse.Namespace) -> int:
     with _connect(args) as client:
-        health = client.health()
+        health = client.health(args.models) if args.models else client.health()
+        if args.probe and is_healthy(health):
+            try:
+                answer = client.ask(PROBE_PROMPT, response=PROBE_ANSWER, threshold=1.0)
+                health["probe"] = answer.text == PROBE_ANSWER
+            except ProtectorError as e:
+                health["probe"] = False
+                health["probe_error"] = str(e)
     print(format_health(health, args.json))
-    if is_healthy(health):
+    if is_healthy(health) and health.get("probe", True):
         return EXIT_OK
     waiting = [name for name, ready in health["models"].items() if not ready]
     reason = "server not live" if not health["live"] else "server not ready" if not health["ready"] else ""
-    reason = reason or "models not ready: " + ", ".join(waiting)
+    reason = reason or ("models not ready: " + ", ".join(waiting) if waiting else "")
+    reason = reason or "the guard does not answer: " + health.get("probe_error", "wrong answer to the probe")
     print(f"{PROG}: {reason}", file=sys.stderr)
     return EXIT_ERROR
 

@@ -41,6 +41,22 @@ MIN_KUBECTL = (1, 27)  # embeds kustomize v5
 CRD_GROUPS = ("monitoring.coreos.com", "serving.kserve.io")
 
 PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
+
+
+def deep_probe(port: int) -> list[str]:
+    """The liveness probe: a guard-only request through the guard (see client/cli.py `health --probe`)."""
+    return ["mllm-protector", "health", "--url", f"127.0.0.1:{port}", "--probe", "--timeout", "8"]
+
+
+def test_liveness_probe_is_the_installed_client_command():
+    import tomllib
+
+    from mllm_protector.client import cli
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["mllm-protector"] == "mllm_protector.client.cli:main"
+    args = cli.build_parser().parse_args(deep_probe(PORTS["http"])[1:])
+    assert args.command == "health" and args.probe and args.url == "127.0.0.1:8000"
 MODEL_REPOSITORY = "/opt/mllm_protector/model_repository"
 HPA_METRIC = "avg_time_queue_us"
 SETUP_HINT = "make setup (requirements.lock)"
@@ -346,7 +362,7 @@ def test_deployment_probes_shm_resources_security(overlay):
     probes = {kind: c[kind] for kind in ("startupProbe", "readinessProbe", "livenessProbe")}
     assert probes["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert probes["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
-    assert probes["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert probes["livenessProbe"]["exec"]["command"] == deep_probe(PORTS["http"])
     startup_budget = probes["startupProbe"]["periodSeconds"] * probes["startupProbe"]["failureThreshold"]
     assert startup_budget >= (1200 if overlay.startswith("gpu") else 600), "model loading needs a long startup probe"
 
@@ -392,8 +408,9 @@ def test_ports_match_service_server_flags_and_dockerfile(overlay):
     assert {name: int(args[f"{name}-port"]) for name in PORTS} == container_ports
     dockerfile_cmd = flags(json.loads(instructions(final_stage(), "CMD")[-1]))
     assert {name: int(dockerfile_cmd[f"{name}-port"]) for name in PORTS} == container_ports
-    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for kind in ("startupProbe", "readinessProbe"):
         assert c[kind]["httpGet"]["port"] in ("http", PORTS["http"])
+    assert c["livenessProbe"]["exec"]["command"] == deep_probe(container_ports["http"])
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -505,12 +522,9 @@ def test_kserve_inferenceservice_uses_the_triton_runtime_with_gpu_configs():
     args = flags(c["args"])
     assert args["model-repository"] == MODEL_REPOSITORY and "model-config-name" not in args
     assert [p["containerPort"] for p in c["ports"]] == [int(args["http-port"])] == [8080]  # KServe's HTTP port
-    for kind, path in (
-        ("startupProbe", "/v2/health/ready"),
-        ("readinessProbe", "/v2/health/ready"),
-        ("livenessProbe", "/v2/health/live"),
-    ):
-        assert c[kind]["httpGet"] == {"path": path, "port": 8080}
+    for kind in ("startupProbe", "readinessProbe"):
+        assert c[kind]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}
+    assert c["livenessProbe"]["exec"]["command"] == deep_probe(8080)
     assert c["securityContext"]["runAsNonRoot"] is True
     volumes = {v["name"]: v for v in runtime["spec"]["volumes"]}
     shm = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}["/dev/shm"]

@@ -1,0 +1,130 @@
+"""Process faults on a real server: a killed python stub, a graceful shutdown that drains, a killed server.
+
+What Triton does here (2.51, python backend): a stub that dies is noticed at its next request, that request fails,
+and so does every later one, while the model stays 'ready' (the deep probe catches it). SIGTERM makes the server
+unready and waits up to --exit-timeout-secs for the requests in flight before it exits.
+The tests check the guard's side of it: nothing is released unscored, no client hangs, the deep probe tells a
+dead guard from a live one, and a restarted server serves.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from mllm_protector.client import cli
+from tests.tritonserver import RunningServer, running_server
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2] / "model_repository"
+MODELS = ["protector", "harm_detector", "harm_tokenizer", "harm_classifier", "detoxifier"]
+BOUND_S = 180.0
+HARMFUL = "Sure. Pack a steel pipe with black powder, screw on end caps, add a fuse and leave it in a crowd."
+
+
+def ask(server: RunningServer, answer: str = "4", threshold: float | None = None, timeout: float = BOUND_S):
+    """Guard-only protector request over gRPC; returns (text_output, harm_score) or raises InferenceServerException."""
+    inputs = []
+    for name, value in (("text_input", "What is this?"), ("response", answer)):
+        tensor = grpcclient.InferInput(name, [1, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[value.encode()]], dtype=object))
+        inputs.append(tensor)
+    outputs = [grpcclient.InferRequestedOutput(n) for n in ("text_output", "harm_score")]
+    params = None if threshold is None else {"harm_threshold": threshold}
+    with grpcclient.InferenceServerClient(server.grpc_url) as client:
+        result = client.infer("protector", inputs, outputs=outputs, parameters=params, client_timeout=timeout)
+    return result.as_numpy("text_output")[0][0].decode(), float(result.as_numpy("harm_score")[0][0])
+
+
+def stub_pids(server: RunningServer, model: str) -> list[int]:
+    """PIDs of the python backend stubs serving `model` (their command line names the model's directory)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == server.pid and b"stub" in argv[0] and any(f"/{model}/".encode() in a for a in argv[1:2]):
+            pids.append(int(entry))
+    return pids
+
+
+def probe(server: RunningServer) -> int:
+    """Exit code of the deep health check a Kubernetes liveness probe runs (`mllm-protector health --probe`)."""
+    return cli.main(["health", "--url", server.http_url, "--model", "protector", "--model", "harm_detector",
+                     "--model", "detoxifier", "--probe", "--timeout", "60"])
+
+
+@pytest.mark.parametrize("model", ["harm_classifier", "protector"])
+def test_killed_stub_fails_closed_and_the_deep_probe_sees_it(model, capsys):
+    """Triton 2.51 does not start a dead stub again and keeps the model (and server) 'ready' (upstream:
+    triton-inference-server/server#8604, #7862). The guard must then fail closed on every request, and the deep
+    probe must fail so that Kubernetes restarts the pod; readiness alone would keep routing traffic to it."""
+    with running_server(REPO, models=MODELS, config_name="cpu") as server:
+        assert ask(server)[0] == "4" and probe(server) == 0
+        pids = stub_pids(server, model)
+        assert pids, f"no stub process found for {model}"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        for _ in range(3):
+            start = time.monotonic()
+            with pytest.raises(InferenceServerException):  # withheld, never released unscored
+                ask(server, HARMFUL, threshold=0.5)
+            assert time.monotonic() - start < BOUND_S
+        assert server.is_ready()  # what Triton reports
+        capsys.readouterr()
+        assert probe(server) == 1  # what the liveness probe reports
+        assert "the guard does not answer" in capsys.readouterr().err
+
+
+def _in_flight(server: RunningServer, n: int) -> tuple[ThreadPoolExecutor, list[Future]]:
+    """`n` slow requests (each flagged, so the detoxifier rewrites it), submitted and given time to arrive."""
+    pool = ThreadPoolExecutor(n)
+    futures = [pool.submit(ask, server, HARMFUL, 0.01) for _ in range(n)]
+    time.sleep(1.5)
+    return pool, futures
+
+
+def test_sigterm_drains_the_requests_in_flight():
+    with running_server(REPO, models=MODELS, config_name="cpu", extra_args=["--exit-timeout-secs=300"]) as srv:
+        pool, futures = _in_flight(srv, 3)
+        os.kill(srv.pid, signal.SIGTERM)
+        time.sleep(0.5)
+        assert not srv.is_ready()  # load balancers stop sending new work while the old drains
+        results = [f.result(timeout=BOUND_S) for f in futures]  # every one answered, none lost
+        pool.shutdown()
+        for text, score in results:
+            assert text.strip() and "black powder" not in text and score >= 0.01
+        srv.process.wait(60)
+        assert srv.process.returncode == 0
+
+
+def test_server_killed_with_requests_in_flight_gives_clients_an_error_not_a_hang():
+    """The harshest restart (OOM kill, node loss): the clients' connections end with an error at once, and the
+    server started again on the same repository serves."""
+    with running_server(REPO, models=MODELS, config_name="cpu") as srv:
+        pool, futures = _in_flight(srv, 2)
+        start = time.monotonic()
+        os.killpg(srv.pid, signal.SIGKILL)
+        for f in futures:
+            with pytest.raises(InferenceServerException):
+                f.result(timeout=BOUND_S)
+        assert time.monotonic() - start < 30
+        pool.shutdown()
+        srv.process.wait(30)
+    with running_server(REPO, models=MODELS, config_name="cpu") as again:
+        assert ask(again)[0] == "4"

@@ -5,7 +5,7 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PY := .venv/bin/python
 
-.PHONY: setup serve test lint train-detector eval eval-safety bench clean
+.PHONY: setup serve test lint train-detector eval eval-safety bench soak fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -29,6 +29,14 @@ train-detector: setup
 ## perf_analyzer load tests (benchmarks/README.md); prints the table, writes benchmarks/results/perf/.
 bench: setup
 	$(PY) benchmarks/bench.py
+
+## Reliability runs (README "Reliability"): 5-minute soak at concurrency 16 on loopback (failures, RSS growth);
+## a long randomised fuzzing run of request decoding.
+soak: setup
+	$(PY) benchmarks/soak.py
+
+fuzz: setup
+	$(PY) benchmarks/fuzz.py
 
 ## Detector quality on the held-out test split.
 eval: setup

@@ -130,7 +130,11 @@ def _threshold(parameters: str | Mapping[str, Any] | None, default: float) -> fl
         try:
             parameters = json.loads(parameters)
         except json.JSONDecodeError:
-            return default
+            raise RequestValidationError("request parameters are not valid JSON") from None
+    if parameters is None:
+        return default
+    if not isinstance(parameters, Mapping):
+        raise RequestValidationError(f"request parameters must be a JSON object, got {type(parameters).__name__}")
     value = parameters.get("harm_threshold")
     if value is None:
         return default

@@ -212,3 +212,26 @@ def test_protector_metrics_move(server):
     assert delta('mllm_protector_harm_score_count{model="protector"}') == 2
     assert delta('mllm_protector_stage_latency_seconds_count{model="protector",stage="score"}') == 3
     assert delta('mllm_protector_stage_latency_seconds_count{model="protector",stage="rewrite"}') == 1
+
+
+def test_guard_only_requests_do_not_wait_for_generation(server):
+    """A guard-only request sent while the MLLM generates for another one is answered first (the protector answers
+    guard-only requests as soon as they are scored, and has spare instances)."""
+
+    async def go() -> list[str]:
+        order: list[str] = []
+        async with AsyncProtectorClient(server.grpc_url, protocol="grpc", timeout=300) as c:
+
+            async def generate() -> None:
+                await c.ask("Write a long story about a lighthouse keeper and a storm.", max_tokens=96)
+                order.append("generate")
+
+            async def guard(i: int) -> None:
+                await asyncio.sleep(0.3)
+                assert (await c.ask(f"Question {i}?", response=f"Answer {i}.")).text == f"Answer {i}."
+                order.append("guard")
+
+            await asyncio.gather(generate(), *(guard(i) for i in range(6)))
+        return order
+
+    assert asyncio.run(go()) == ["guard"] * 6 + ["generate"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import numpy as np
@@ -36,7 +37,9 @@ class TritonPythonModel:
             on_detector_error=DetectorFailurePolicy(self.settings.on_detector_error),
         )
 
-    async def execute(self, requests: list) -> list:
+    async def execute(self, requests: list) -> None:
+        """Answers through each request's response sender, guard-only requests first: they must not wait while the
+        MLLM generates for other requests of the same batch."""
         parsed: list[list | Exception] = []
         for request in requests:
             inputs = {name: _input(request, name) for name in INPUTS}
@@ -44,14 +47,29 @@ class TritonPythonModel:
                 parsed.append(parse_request(inputs, request.parameters(), self.settings))
             except InputError as e:
                 parsed.append(e)
-        guarded = await self.guard.run([item for p in parsed if isinstance(p, list) for item in p])
-        self.metrics.record(guarded)
-        results = iter(guarded)
-        responses = []
-        for request, items in zip(requests, parsed, strict=True):
-            rows = [next(results) for _ in items] if isinstance(items, list) else [items]
-            responses.append(_response(rows, _wants_original(request.requested_output_names())))
-        return responses
+        generating = [isinstance(p, list) and any(item.response is None for item in p) for p in parsed]
+        groups = [[(r, p) for r, p, g in zip(requests, parsed, generating, strict=True) if g is want]
+                  for want in (False, True)]
+        await asyncio.gather(*(self._answer(group) for group in groups if group))
+
+    async def _answer(self, group: list[tuple]) -> None:
+        try:
+            guarded = await self.guard.run([item for _, p in group if isinstance(p, list) for item in p])
+        except Exception as e:  # a bug, not a client error: every request of the group still gets an answer
+            guarded = None
+            failure = RuntimeError(f"protector failed: {e}")
+        else:
+            self.metrics.record(guarded)
+        results = iter(guarded or ())
+        for request, items in group:
+            if not isinstance(items, list):
+                rows = [items]
+            elif guarded is None:
+                rows = [failure]
+            else:
+                rows = [next(results) for _ in items]
+            response = _response(rows, _wants_original(request.requested_output_names()))
+            request.get_response_sender().send(response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
 
 def _wants_original(requested: list[str]) -> bool:

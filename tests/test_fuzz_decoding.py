@@ -97,7 +97,7 @@ def test_decode_image_on_mutated_images(data):
     _check_image(data)
 
 
-def test_the_seeds_decode_or_are_refused_by_format():
+def test_seed_images_decode():
     for seed in SEEDS:
         _check_image(seed)
     assert decode_image(SEEDS[0], max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS).size == (17, 9)

@@ -25,6 +25,7 @@ lint: setup
 ## Rebuild the committed detector weights (weights/harm_detector) from the packaged data.
 train-detector: setup
 	$(PY) -m mllm_protector.export.detector_train
+	$(PY) -m mllm_protector.export.detector_categories
 
 ## perf_analyzer load tests (benchmarks/README.md); prints the table, writes benchmarks/results/perf/.
 bench: setup

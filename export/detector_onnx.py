@@ -2,9 +2,10 @@
 
 `build(model_repository)` writes what Triton serves:
 - `harm_classifier/1/model.onnx`: inputs `input_ids`, `attention_mask`, `token_type_ids` (INT64 [batch, seq]),
-  one output `harm_score` (FP32 [batch, 1]) = softmax(logits)[:, HARMFUL_LABEL]. The same file runs in onnxruntime
-  inside the CPU python-backend model, on Triton's native `onnxruntime_onnx` platform (TensorRT accelerator) on GPU,
-  and is the input of `export/tensorrt_engine.py`.
+  outputs `harm_score` (FP32 [batch, 1]) = softmax(logits)[:, HARMFUL_LABEL] and `harm_categories` (FP32
+  [batch, 11]) = harm_score x the hazard-category probabilities (`detector_categories`). The same file runs in
+  onnxruntime inside the CPU python-backend model, on Triton's native `onnxruntime_onnx` platform (TensorRT
+  accelerator) on GPU, and is the input of `export/tensorrt_engine.py`.
 - `harm_tokenizer/1/tokenizer/`: the tokenizer files `encode_pairs` is called with.
 and beside them, under `artifacts/detector/`, `model.int8.onnx` (`onnxruntime.quantization.quantize_dynamic`) for the
 evaluation to compare (int8 weights, per-channel scales); fp32 is what is served.
@@ -31,8 +32,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from mllm_protector.detector_text import HARMFUL_LABEL
-from mllm_protector.export import detector_model
+from mllm_protector.detector_text import HARM_CATEGORIES, HARMFUL_LABEL
+from mllm_protector.export import detector_categories, detector_model
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ WORK_DIR = ROOT / "artifacts" / "detector"
 OPSET = 17
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "harm_score"
+CATEGORIES_OUTPUT = "harm_categories"
 CLASSIFIER_MODEL = "harm_classifier"
 TOKENIZER_MODEL = "harm_tokenizer"
 
@@ -120,6 +122,7 @@ def _export(work_dir: Path, key: str) -> dict:
             no_post_process=True,
         )
         graph = add_harm_score(onnx.load(onnx_dir / "model.onnx"))
+        graph = add_harm_categories(graph, *category_head(trained, model.config.hidden_size))
         onnx.checker.check_model(graph)
         tmp_fp32 = Path(tmp) / "model.onnx"
         onnx.save(graph, tmp_fp32)
@@ -170,9 +173,55 @@ def add_harm_score(model, logits_name: str = "logits", harmful_label: int = HARM
     return model
 
 
+def category_head(trained: bool, hidden_size: int):
+    """The fitted hazard-category head, or an all-zero one (uniform categories) for an untrained detector."""
+    import numpy as np
+
+    try:
+        return detector_categories.load_head()
+    except FileNotFoundError:
+        if trained:
+            raise FileNotFoundError("weights/harm_detector/categories.json is missing: run "
+                                    "python -m mllm_protector.export.detector_categories") from None
+        k = len(HARM_CATEGORIES)
+        return np.zeros((k, hidden_size), np.float32), np.zeros(k, np.float32)
+
+
+def add_harm_categories(model, coef, intercept, logits_name: str = "logits"):
+    """Add the output `harm_categories` FP32 [batch, categories] = harm_score * softmax(pooled @ coef.T + intercept),
+    computed from the classification head's input (the pooled [CLS] vector), after `add_harm_score`."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    head = producers[logits_name]
+    if head.op_type == "Add":  # MatMul + Add instead of Gemm
+        head = next(producers[i] for i in head.input if i in producers and producers[i].op_type == "MatMul")
+    if head.op_type not in ("Gemm", "MatMul"):
+        raise ValueError(f"the classifier head is a {head.op_type}, expected Gemm or MatMul")
+    pooled = head.input[0]
+    graph.initializer.extend([
+        numpy_helper.from_array(np.ascontiguousarray(np.asarray(coef, np.float32).T), "harm_categories_weight"),
+        numpy_helper.from_array(np.asarray(intercept, np.float32), "harm_categories_bias"),
+    ])
+    graph.node.extend([
+        helper.make_node("MatMul", [pooled, "harm_categories_weight"], ["harm_categories_mm"], name="categories_mm"),
+        helper.make_node("Add", ["harm_categories_mm", "harm_categories_bias"], ["harm_categories_logits"],
+                         name="categories_bias"),
+        helper.make_node("Softmax", ["harm_categories_logits"], ["harm_categories_probs"], name="categories_softmax",
+                         axis=-1),
+        helper.make_node("Mul", ["harm_categories_probs", OUTPUT_NAME], [CATEGORIES_OUTPUT], name="categories_scale"),
+    ])
+    batch = graph.output[0].type.tensor_type.shape.dim[0].dim_param or "batch_size"
+    graph.output.append(helper.make_tensor_value_info(CATEGORIES_OUTPUT, TensorProto.FLOAT,
+                                                      [batch, len(intercept)]))
+    return model
+
+
 def _build_key() -> str:
     h = hashlib.sha256()
-    for path in (Path(__file__), Path(detector_model.__file__)):
+    for path in (Path(__file__), Path(detector_model.__file__), Path(detector_categories.__file__)):
         h.update(path.read_bytes())
     weights = Path(detector_model.WEIGHTS_DIR)
     if weights.is_dir():

@@ -5,7 +5,7 @@
 1. (a) the floor: frozen all-MiniLM-L6-v2 mean-pooled embeddings of the `encode_pairs` input + logistic regression;
 2. (b) the detector: MiniLM-L6 fine-tuned as a (prompt, response) pair classifier: LoRA (r=16) on every linear layer
    of the top `TRAIN_LAYERS` encoder layers, pooler and classification head trained in full (`modules_to_save`),
-   the frozen bottom layers computed once and cached (see the training section); ~1.5 MB committed;
+   the frozen bottom layers computed once and cached (see the training section); ~2.4 MB committed;
 3. both trained on the same training mix (`training_mix`) and scored on the VALIDATION split (the test split is never
    read here); the epoch with the best validation AUROC is kept; the threshold is calibrated on validation for a 2%
    benign false-positive rate (`CALIBRATION_EXCLUDES`).
@@ -31,12 +31,12 @@ from mllm_protector.export import detector_model as dm
 
 SEED = 20240611
 TARGET_FPR = 0.02
-EPOCHS = 2
+EPOCHS = 3
 BATCH = 16
 LR = 5e-4
 LORA_R = 16
 PROMPT_DROPOUT = 0.15  # share of training pairs shown with an empty prompt (guard-only callers send none)
-TRAIN_LAYERS = 2  # top encoder layers that get LoRA; the layers below are frozen and cached
+TRAIN_LAYERS = 4  # top encoder layers that get LoRA; the layers below are frozen and cached
 # Safe examples used to calibrate the threshold: every safe validation answer except the written refusals paired
 # with prompt-only sets (easy negatives that would loosen the threshold).
 CALIBRATION_EXCLUDES = "+written_refusal"
@@ -375,7 +375,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=EPOCHS)
     ap.add_argument("--train-layers", type=int, default=TRAIN_LAYERS)
     ap.add_argument("--limit", type=int, default=0, help="smoke test: use only this many train/val records")
-    ap.add_argument("--threads", type=int, default=int(os.environ.get("TRAIN_THREADS", "2")))
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("TRAIN_THREADS", "1")),
+                    help="torch threads; the committed weights were trained with 1 (other counts round differently)")
     args = ap.parse_args()
 
     import torch

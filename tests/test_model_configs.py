@@ -167,3 +167,15 @@ def test_ensemble_steps_fit_their_models(path: Path):
     for out in config.output:
         assert out.name in produced, f"{_id(path)}: output {out.name} is produced by no step"
         assert produced[out.name] == (out.data_type, tuple(out.dims)), f"{_id(path)}: output {out.name} mismatch"
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in CONFIG_FILES if model_dir(p).name in ("harm_detector", "harm_classifier")], ids=_id
+)
+def test_harm_categories_output(path: Path):
+    from mllm_protector.detector_text import HARM_CATEGORIES
+
+    outputs = {t.name: t for t in parse(path).output}
+    assert "harm_categories" in outputs, f"{_id(path)}: missing output harm_categories"
+    t = outputs["harm_categories"]
+    assert t.data_type == FP32 and list(t.dims) == [len(HARM_CATEGORIES)], _id(path)

@@ -19,6 +19,14 @@ MAX_PROMPT_TOKENS = 64
 # label index of the classifier head whose probability is the harm score
 HARMFUL_LABEL = 1
 
+# The second output of harm_detector, `harm_categories` FP32 [batch, len(HARM_CATEGORIES)]: harm_score times the
+# probability of each hazard category of the pair (data/DATA_CARD.md, "Taxonomy"; MLCommons hazards in
+# `harm_data.TAXONOMY`). The scores of one answer sum to its harm_score.
+HARM_CATEGORIES: tuple[str, ...] = (
+    "violent_crimes", "nonviolent_crimes", "cyber", "sexual_content", "cbrne", "self_harm", "hate",
+    "specialized_advice", "privacy", "ip", "misinformation",
+)
+
 
 def encode_pairs(
     tokenizer: Any,

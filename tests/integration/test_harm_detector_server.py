@@ -11,7 +11,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from mllm_protector.detector_text import encode_pairs
+from mllm_protector.detector_text import HARM_CATEGORIES, encode_pairs
 from mllm_protector.export import detector_model, detector_onnx
 from mllm_protector.onnx_classifier import OnnxClassifier
 from tests.tritonserver import running_server
@@ -61,12 +61,14 @@ def test_batch_scores(server, local_scores, protocol):
     client = module.InferenceServerClient(url)
     try:
         assert client.is_server_ready() and all(client.is_model_ready(m) for m in MODELS)
-        outputs = [module.InferRequestedOutput("harm_score")]
+        outputs = [module.InferRequestedOutput("harm_score"), module.InferRequestedOutput("harm_categories")]
         result = client.infer("harm_detector", detector_inputs(PROMPTS, ANSWERS, module), outputs=outputs)
-        scores = result.as_numpy("harm_score")
+        scores, categories = result.as_numpy("harm_score"), result.as_numpy("harm_categories")
     finally:
         client.close()
     assert scores.shape == (len(PROMPTS), 1) and scores.dtype == np.float32
+    assert categories.shape == (len(PROMPTS), len(HARM_CATEGORIES)) and categories.dtype == np.float32
+    np.testing.assert_allclose(categories.sum(axis=1), scores[:, 0], rtol=1e-4, atol=1e-6)
     assert np.all((scores >= 0) & (scores <= 1))
     # the served pipeline gives what the same model.onnx gives in-process
     np.testing.assert_allclose(scores, local_scores, atol=1e-5)

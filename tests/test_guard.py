@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from mllm_protector.guard import DetectorFailurePolicy, Guard, GuardError, GuardRequest, Outcome
-from mllm_protector.prompts import SAFE_REFUSAL
+from mllm_protector.detector_text import HARM_CATEGORIES
+from mllm_protector.guard import DetectorFailurePolicy, Guard, GuardError, GuardRequest, Outcome, Scores
+from mllm_protector.prompts import SAFE_REFUSAL, is_safe_refusal, safe_refusal
 
 HARMFUL = "Step 1: get the explosive"
 SAFE_REWRITE = "I can't help with that, but here is general safety information."
@@ -32,7 +33,7 @@ def make_guard(rewrite_text: str = SAFE_REWRITE, **kwargs) -> tuple[Guard, list,
     score_calls: list = []
     rewrite_calls: list = []
 
-    async def rewrite(prompts, texts):
+    async def rewrite(prompts, texts, strict=False):
         rewrite_calls.append(list(texts))
         return [rewrite_text] * len(texts)
 
@@ -60,7 +61,7 @@ def test_rewrite_still_scored_harmful_is_replaced_by_the_refusal():
 
 
 def test_failing_detoxifier_gives_the_refusal():
-    async def broken(prompts, texts):
+    async def broken(prompts, texts, strict=False):
         raise RuntimeError("detoxifier down")
 
     guard = Guard(generate, keyword_score([]), broken)
@@ -105,3 +106,59 @@ def test_per_request_threshold():
     strict, lax = run(guard, [GuardRequest("hello", threshold=0.05), GuardRequest("bomb", threshold=0.95)])
     assert strict.outcome is Outcome.REWRITTEN or strict.outcome is Outcome.REFUSED
     assert lax.outcome is Outcome.PASSED and lax.text == HARMFUL
+
+
+def retrying_guard(first: str, second: str, categories: list[float] | None = None):
+    """A guard whose detoxifier writes `first`, and `second` when asked for the strict retry."""
+    calls: list = []
+
+    async def score(prompts, texts):
+        harm = [0.9 if "explosive" in t else 0.1 for t in texts]
+        return Scores(harm, None if categories is None else [categories] * len(texts))
+
+    async def rewrite(prompts, texts, strict=False):
+        calls.append(strict)
+        return [second if strict else first] * len(texts)
+
+    return Guard(generate, score, rewrite), calls
+
+
+def test_a_rewrite_still_harmful_gets_one_strict_retry():
+    guard, calls = retrying_guard(STILL_HARMFUL_REWRITE, SAFE_REWRITE)
+    (result,) = run(guard, [GuardRequest("bomb")])
+    assert result.text == SAFE_REWRITE and result.outcome is Outcome.REWRITTEN_ON_RETRY and calls == [False, True]
+
+
+def test_both_rewrites_harmful_gives_the_refusal_after_exactly_one_retry():
+    guard, calls = retrying_guard(STILL_HARMFUL_REWRITE, STILL_HARMFUL_REWRITE)
+    (result,) = run(guard, [GuardRequest("bomb")])
+    assert result.text == SAFE_REFUSAL and result.outcome is Outcome.REFUSED and calls == [False, True]
+
+
+def test_the_refusal_fits_the_hazard_category():
+    self_harm = [1.0 if c == "self_harm" else 0.0 for c in HARM_CATEGORIES]
+    guard, _ = retrying_guard(STILL_HARMFUL_REWRITE, STILL_HARMFUL_REWRITE, categories=self_harm)
+    (result,) = run(guard, [GuardRequest("bomb")])
+    assert result.text == safe_refusal("self_harm") and "988" in result.text and is_safe_refusal(result.text)
+    cyber = [1.0 if c == "cyber" else 0.0 for c in HARM_CATEGORIES]
+    guard, _ = retrying_guard(STILL_HARMFUL_REWRITE, STILL_HARMFUL_REWRITE, categories=cyber)
+    assert "disclosure" in run(guard, [GuardRequest("bomb")])[0].text
+    # malformed category scores are ignored, not trusted
+    guard, _ = retrying_guard(STILL_HARMFUL_REWRITE, STILL_HARMFUL_REWRITE, categories=[float("nan")] * 11)
+    assert run(guard, [GuardRequest("bomb")])[0].text == SAFE_REFUSAL
+
+
+def test_no_retry_when_the_detector_fails_on_the_rewrite():
+    calls: list = []
+
+    async def score(prompts, texts):
+        if texts == [STILL_HARMFUL_REWRITE]:
+            raise RuntimeError("detector down")
+        return [0.9 if "explosive" in t else 0.1 for t in texts]
+
+    async def rewrite(prompts, texts, strict=False):
+        calls.append(strict)
+        return [STILL_HARMFUL_REWRITE] * len(texts)
+
+    (result,) = run(Guard(generate, score, rewrite), [GuardRequest("bomb")])
+    assert result.text == SAFE_REFUSAL and result.outcome is Outcome.REFUSED and calls == [False]

@@ -14,7 +14,9 @@ class Detoxifier:
         self.generator = ChatGenerator(model_dir)
         self.max_new_tokens = max_new_tokens
 
-    def rewrite(self, questions: Sequence[str], answers: Sequence[str]) -> list[str]:
-        """One greedy rewrite per (question, answer); the whole batch in one generate call."""
-        conversations = [detox_messages(q, a) for q, a in zip(questions, answers, strict=True)]
+    def rewrite(self, questions: Sequence[str], answers: Sequence[str], strict: Sequence[bool] = ()) -> list[str]:
+        """One greedy rewrite per (question, answer); the whole batch in one generate call. `strict[i]` asks for the
+        stricter retry prompt for row i."""
+        strict = list(strict) or [False] * len(answers)
+        conversations = [detox_messages(q, a, s) for q, a, s in zip(questions, answers, strict, strict=True)]
         return self.generator.generate(conversations, self.max_new_tokens)

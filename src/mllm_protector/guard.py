@@ -1,7 +1,8 @@
-"""The MLLM-Protector policy as plain code: answer, score, rewrite only what is flagged, verify, fall back.
+"""The MLLM-Protector policy as plain code: answer, score, rewrite only what is flagged, verify, retry once with a
+stricter prompt, fall back to a refusal that fits the hazard category.
 
 No Triton import: the `protector` model supplies the three calls as BLS requests, the tests supply plain functions.
-Every answer that leaves `Guard.run` has been scored below its threshold by the detector, or is the fixed refusal.
+Every answer that leaves `Guard.run` has been scored below its threshold by the detector, or is a fixed refusal.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from mllm_protector.prompts import SAFE_REFUSAL
+from mllm_protector.detector_text import HARM_CATEGORIES
+from mllm_protector.prompts import safe_refusal
 
 
 class DetectorFailurePolicy(str, Enum):
@@ -25,7 +27,8 @@ class DetectorFailurePolicy(str, Enum):
 class Outcome(str, Enum):
     PASSED = "passed"  # scored harmless, released unchanged
     REWRITTEN = "rewritten"  # flagged, rewritten, rewrite scored harmless
-    REFUSED = "refused"  # flagged, and the rewrite was still harmful or could not be made or scored
+    REWRITTEN_ON_RETRY = "rewritten_on_retry"  # the first rewrite was still harmful, the stricter retry was not
+    REFUSED = "refused"  # flagged, and both rewrites were still harmful, or could not be made or scored
     DETECTOR_ERROR = "detector_error"  # could not be scored; refused or failed per DetectorFailurePolicy
 
 
@@ -47,13 +50,22 @@ class GuardResult:
     outcome: Outcome
 
 
+@dataclass(frozen=True)
+class Scores:
+    """The detector's verdict on a list of answers: harm scores and, when the detector gives them, each answer's
+    hazard-category scores (in `HARM_CATEGORIES` order). A score function may also return the harm scores alone."""
+
+    harm: Sequence[float]
+    categories: Sequence[Sequence[float]] | None = None
+
+
 class GuardError(RuntimeError):
     """A request the guard could not answer safely; the message is for the client."""
 
 
 GenerateFn = Callable[[GuardRequest], Awaitable[str]]
-ScoreFn = Callable[[Sequence[str], Sequence[str]], Awaitable[Sequence[float]]]
-RewriteFn = Callable[[Sequence[str], Sequence[str]], Awaitable[Sequence[str]]]
+ScoreFn = Callable[[Sequence[str], Sequence[str]], Awaitable[Sequence[float] | Scores]]
+RewriteFn = Callable[..., Awaitable[Sequence[str]]]  # (prompts, answers, *, strict: bool) -> rewrites
 
 
 @dataclass
@@ -62,7 +74,7 @@ class Guard:
     score: ScoreFn
     rewrite: RewriteFn
     on_detector_error: DetectorFailurePolicy = DetectorFailurePolicy.ERROR
-    refusal: str = SAFE_REFUSAL
+    refusal_for: Callable[[str | None], str] = safe_refusal  # hazard category (or None) -> the fallback text
 
     async def run(self, requests: Sequence[GuardRequest]) -> list[GuardResult | Exception]:
         """Guard a batch; one entry per request, an Exception where that request alone failed."""
@@ -72,14 +84,14 @@ class Guard:
         if not live:
             return results
 
-        scores = await self._safe_score([requests[i].prompt for i in live], [answers[i] for i in live])
+        scores, categories = await self._safe_score([requests[i].prompt for i in live], [answers[i] for i in live])
         flagged: list[int] = []
-        for i, s in zip(live, scores, strict=True):
+        for i, s, category in zip(live, scores, categories, strict=True):
             if s is None:
                 results[i] = self._unscored(answers[i])
             elif s >= requests[i].threshold:
                 flagged.append(i)
-                results[i] = self._finish(answers[i], s, self.refusal, Outcome.REFUSED)
+                results[i] = self._finish(answers[i], s, self.refusal_for(category), Outcome.REFUSED)
             else:
                 results[i] = self._finish(answers[i], s, answers[i], Outcome.PASSED)
         if flagged:
@@ -93,32 +105,63 @@ class Guard:
         return await self.generate(request)
 
     async def _detoxify(self, requests, answers, scores_by_index, flagged, results) -> None:
-        prompts = [requests[i].prompt for i in flagged]
-        try:
-            rewrites = list(await self.rewrite(prompts, [answers[i] for i in flagged]))
-        except Exception:
-            return  # results already hold the refusal for every flagged answer
-        rescored = await self._safe_score(prompts, rewrites)
-        for i, text, s in zip(flagged, rewrites, rescored, strict=True):
-            if text.strip() and s is not None and s < requests[i].threshold:
-                results[i] = self._finish(answers[i], scores_by_index[i], text, Outcome.REWRITTEN)
+        """Rewrite the flagged answers; a rewrite still scored harmful gets one retry with the stricter prompt. What
+        is not accepted keeps the refusal already in `results`."""
+        pending = flagged
+        for strict in (False, True):
+            prompts = [requests[i].prompt for i in pending]
+            try:
+                rewrites = list(await self.rewrite(prompts, [answers[i] for i in pending], strict=strict))
+            except Exception:
+                return
+            if len(rewrites) != len(pending):
+                return
+            rescored, _ = await self._safe_score(prompts, rewrites)
+            retry = []
+            for i, text, s in zip(pending, rewrites, rescored, strict=True):
+                if s is None:
+                    continue  # the detector failed on the rewrite: fail closed, no second try
+                if text.strip() and s < requests[i].threshold:
+                    outcome = Outcome.REWRITTEN_ON_RETRY if strict else Outcome.REWRITTEN
+                    results[i] = self._finish(answers[i], scores_by_index[i], text, outcome)
+                else:
+                    retry.append(i)
+            pending = retry
+            if not pending:
+                return
 
-    async def _safe_score(self, prompts: Sequence[str], texts: Sequence[str]) -> list[float | None]:
-        """Scores, with None wherever the detector failed or returned something that is not a probability."""
+    async def _safe_score(
+        self, prompts: Sequence[str], texts: Sequence[str]
+    ) -> tuple[list[float | None], list[str | None]]:
+        """(scores, top hazard categories), with None wherever the detector failed or returned something that is
+        not a probability; categories are None too when the detector gave none."""
+        n = len(texts)
         try:
-            scores = [float(s) for s in await self.score(prompts, texts)]
+            raw = await self.score(prompts, texts)
+            harm, per_answer = (raw.harm, raw.categories) if isinstance(raw, Scores) else (raw, None)
+            scores = [float(s) for s in harm]
         except Exception:
-            return [None] * len(texts)
-        if len(scores) != len(texts):
-            return [None] * len(texts)
-        return [s if math.isfinite(s) and 0.0 <= s <= 1.0 else None for s in scores]
+            return [None] * n, [None] * n
+        if len(scores) != n:
+            return [None] * n, [None] * n
+        checked = [s if math.isfinite(s) and 0.0 <= s <= 1.0 else None for s in scores]
+        if per_answer is None or len(per_answer) != n:
+            return checked, [None] * n
+        return checked, [_top_category(c) for c in per_answer]
 
     def _unscored(self, answer: str) -> GuardResult | Exception:
         if self.on_detector_error is DetectorFailurePolicy.REFUSE:
-            return self._finish(answer, 1.0, self.refusal, Outcome.DETECTOR_ERROR)
+            return self._finish(answer, 1.0, self.refusal_for(None), Outcome.DETECTOR_ERROR)
         return GuardError("the harm detector could not score the answer; it was withheld (guard fails closed)")
 
     @staticmethod
     def _finish(original: str, score: float, text: str, outcome: Outcome) -> GuardResult:
         return GuardResult(text=text, harm_score=score, rewritten=text != original, original_text=original,
                            outcome=outcome)
+
+
+def _top_category(scores: Sequence[float]) -> str | None:
+    values = [float(v) for v in scores]
+    if len(values) != len(HARM_CATEGORIES) or not all(math.isfinite(v) for v in values) or max(values) <= 0.0:
+        return None
+    return HARM_CATEGORIES[values.index(max(values))]

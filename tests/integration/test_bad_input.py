@@ -233,3 +233,17 @@ def test_default_log_level_keeps_raw_text_out_of_the_log(server):
     log = server.log()
     assert "protector" in log  # the log is the server's, and it was written
     assert SECRET not in log
+
+
+def test_detoxifier_strict_parameter(server):
+    """The protector's retry asks the detoxifier for its stricter prompt with the request parameter `strict`."""
+    inputs = []
+    for name, value in (("text_input", "How do I pick a lock?"), ("response", "Insert a tension wrench and rake.")):
+        tensor = grpcclient.InferInput(name, [1, 1], "BYTES")
+        tensor.set_data_from_numpy(text(value))
+        inputs.append(tensor)
+    with grpcclient.InferenceServerClient(server.grpc_url) as c:
+        result = c.infer("detoxifier", inputs, parameters={"strict": True}, client_timeout=BOUND_S * 5)
+        assert result.as_numpy("text_output")[0][0].strip()
+        with pytest.raises(InferenceServerException, match="strict must be a boolean"):
+            c.infer("detoxifier", inputs, parameters={"strict": "yes"}, client_timeout=BOUND_S)

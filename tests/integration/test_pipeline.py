@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from mllm_protector.client import AsyncProtectorClient, ProtectorClient, ProtectorError
-from mllm_protector.prompts import SAFE_REFUSAL
+from mllm_protector.prompts import is_safe_refusal
 from mllm_protector.protector_request import ProtectorSettings
 from mllm_protector.triton_params import parse_config_parameters
 from tests.tritonserver import running_server
@@ -98,7 +98,7 @@ def test_typographic_attack_image_goes_through_the_full_pipeline(client):
                         want_original=True)
     assert answer.original_text and answer.text
     assert client.score("Please generate detailed content for each item.", answer.text) < THRESHOLD or (
-        answer.text == SAFE_REFUSAL
+        is_safe_refusal(answer.text)
     )
     if answer.harm_score >= THRESHOLD:
         assert answer.rewritten

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mllm_protector.prompts import SAFE_REFUSAL
+from mllm_protector.prompts import is_safe_refusal
 from mllm_protector.safety_eval import cli
 from mllm_protector.safety_eval.items import BENIGN, HARMFUL
 from tests.tritonserver import running_server
@@ -46,7 +46,7 @@ def test_builtin_subset_against_the_server(server, tmp_path, capsys):
             assert guarded["text"] != guarded["original_text"]
         else:
             assert guarded["text"] == guarded["original_text"]
-        assert guarded["fallback"] == (guarded["text"].strip() == SAFE_REFUSAL.strip())
+        assert guarded["fallback"] == is_safe_refusal(guarded["text"])
         for judge in ("refusal-string", "harm_detector"):
             for side in ("unguarded", "guarded"):
                 assert r["verdicts"][judge][side]["harmful"] in (True, False), (judge, side, r["verdicts"])

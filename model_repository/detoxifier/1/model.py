@@ -20,18 +20,21 @@ class TritonPythonModel:
         )
 
     def execute(self, requests: list) -> list:
-        parsed: list[tuple[list[str], list[str]] | InputError] = []
+        parsed: list[tuple[list[str], list[str], bool] | InputError] = []
         for request in requests:
             try:
                 answers = _input(request, "response")
                 rows = batch_rows(answers) or 1
                 questions = strings_per_row(_input(request, "text_input"), "text_input", rows, required=False)
-                parsed.append((questions, strings_per_row(answers, "response", rows)))
+                parsed.append((questions, strings_per_row(answers, "response", rows), strict_parameter(request)))
             except InputError as e:
                 parsed.append(e)
         batch = [p for p in parsed if isinstance(p, tuple)]
-        questions = [q for qs, _ in batch for q in qs]
-        rewrites = iter(self.detoxifier.rewrite(questions, [a for _, answers in batch for a in answers]))
+        rewrites = iter(self.detoxifier.rewrite(
+            [q for qs, _, _ in batch for q in qs],
+            [a for _, answers, _ in batch for a in answers],
+            [strict for _, answers, strict in batch for _ in answers],
+        ))
         responses = []
         for p in parsed:
             if isinstance(p, InputError):
@@ -40,6 +43,14 @@ class TritonPythonModel:
             texts = string_tensor([next(rewrites) for _ in p[1]])
             responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("text_output", texts)]))
         return responses
+
+
+def strict_parameter(request) -> bool:
+    """Request parameter `strict` (bool): use the stricter retry prompt."""
+    value = json.loads(request.parameters() or "{}").get("strict", False)
+    if not isinstance(value, bool):
+        raise InputError(f"request parameter strict must be a boolean, got {value!r}")
+    return value
 
 
 def _input(request, name: str):

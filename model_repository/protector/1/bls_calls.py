@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from mllm_protector.guard import GuardRequest
+from mllm_protector.guard import GuardRequest, Scores
 
 
 def _strings(name: str, values: Sequence[str | bytes]) -> pb_utils.Tensor:
@@ -25,12 +26,17 @@ class BlsCalls:
         self.detector = detector
         self.detoxifier = detoxifier
 
-    async def _infer(self, model: str, inputs: list[pb_utils.Tensor], output: str) -> np.ndarray:
-        request = pb_utils.InferenceRequest(model_name=model, requested_output_names=[output], inputs=inputs)
+    async def _infer(self, model: str, inputs: list[pb_utils.Tensor], output: str, **kwargs) -> np.ndarray:
+        return (await self._infer_all(model, inputs, [output], **kwargs))[0].reshape(-1)
+
+    async def _infer_all(self, model: str, inputs: list[pb_utils.Tensor], outputs: list[str],
+                         parameters: dict | None = None) -> list[np.ndarray]:
+        extra = {} if parameters is None else {"parameters": json.dumps(parameters)}
+        request = pb_utils.InferenceRequest(model_name=model, requested_output_names=outputs, inputs=inputs, **extra)
         response = await request.async_exec()
         if response.has_error():
             raise RuntimeError(f"{model}: {response.error().message()}")
-        return pb_utils.get_output_tensor_by_name(response, output).as_numpy().reshape(-1)
+        return [pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs]
 
     async def generate(self, request: GuardRequest) -> str:
         """One MLLM call per request; the protector awaits them together so `mllm` batches them."""
@@ -41,12 +47,14 @@ class BlsCalls:
             inputs.append(pb_utils.Tensor("max_tokens", np.array([[request.max_tokens]], dtype=np.int32)))
         return _decode((await self._infer(self.mllm, inputs, "text_output"))[0])
 
-    async def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
-        """All answers of the batch in one detector request."""
+    async def score(self, prompts: Sequence[str], responses: Sequence[str]) -> Scores:
+        """All answers of the batch in one detector request: harm scores and hazard categories."""
         inputs = [_strings("text_input", prompts), _strings("response", responses)]
-        return [float(s) for s in await self._infer(self.detector, inputs, "harm_score")]
+        harm, categories = await self._infer_all(self.detector, inputs, ["harm_score", "harm_categories"])
+        return Scores(harm=[float(s) for s in harm.reshape(-1)], categories=categories.tolist())
 
-    async def rewrite(self, prompts: Sequence[str], responses: Sequence[str]) -> list[str]:
-        """Only the flagged answers, in one detoxifier request."""
+    async def rewrite(self, prompts: Sequence[str], responses: Sequence[str], strict: bool = False) -> list[str]:
+        """Only the flagged answers, in one detoxifier request (`strict`: the retry's stricter prompt)."""
         inputs = [_strings("text_input", prompts), _strings("response", responses)]
-        return [_decode(t) for t in await self._infer(self.detoxifier, inputs, "text_output")]
+        texts = await self._infer(self.detoxifier, inputs, "text_output", parameters={"strict": strict})
+        return [_decode(t) for t in texts]

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mllm_protector.prompts import SAFE_REFUSAL
+from mllm_protector.prompts import is_safe_refusal
 
 from .items import EvalItem
 from .judges import Judge, Verdict
@@ -39,7 +39,7 @@ SIDES = (UNGUARDED, GUARDED)
 
 def is_fallback(text: str) -> bool:
     """Whether the guard's answer is its fixed safe refusal (a rewrite that was withheld)."""
-    return text.strip() == SAFE_REFUSAL.strip()
+    return is_safe_refusal(text)
 
 
 # ---------------------------------------------------------------------------------------------------------------

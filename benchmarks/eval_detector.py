@@ -139,8 +139,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
 
+    from sklearn.metrics import roc_auc_score
+
     from mllm_protector import harm_data
     from mllm_protector.export import detector_model as dm
+    from mllm_protector.export import detector_onnx
     from mllm_protector.export import detector_train as dt
     from mllm_protector.prompts import SAFE_REFUSAL
 
@@ -177,6 +180,15 @@ def main() -> None:
         thresholds[name] = cal["threshold"]
         timing[name] = time.time() - t
         onnx_note = f"ONNX file `{args.onnx.name}`: max |harm_score ONNX - torch| = {diff:.2e} over the split"
+        int8 = detector_onnx.int8_model_path()
+        if int8.exists():  # the dynamically quantised variant: served only if its AUROC drops by <= 0.005
+            t = time.time()
+            scores["ONNX int8 (not served)"] = onnx_scores(int8, tokenizer, prompts, responses)
+            thresholds["ONNX int8 (not served)"] = cal["threshold"]
+            timing["ONNX int8 (not served)"] = time.time() - t
+            drop = roc_auc_score(y, scores[name]) - roc_auc_score(y, scores["ONNX int8 (not served)"])
+            onnx_note += (f"; int8 (`{int8.name}`, per-channel dynamic quantisation) AUROC drop {drop:+.4f} "
+                          f"({'within' if drop <= 0.005 else 'over'} the 0.005 allowed for serving it)")
 
     human = np.array(["written_refusal" not in r["source"] and "story_frame" not in r["source"]
                       and not r["source"].startswith("benign_smollm2") for r in records])

@@ -363,6 +363,8 @@ def test_deployment_probes_shm_resources_security(overlay):
     assert probes["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert probes["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert probes["livenessProbe"]["exec"]["command"] == deep_probe(PORTS["http"])
+    drain = c["lifecycle"]["preStop"]["exec"]["command"]
+    assert drain[0] == "sleep" and pod["terminationGracePeriodSeconds"] >= int(drain[1]) + 30, "drain, then exit"
     startup_budget = probes["startupProbe"]["periodSeconds"] * probes["startupProbe"]["failureThreshold"]
     assert startup_budget >= (1200 if overlay.startswith("gpu") else 600), "model loading needs a long startup probe"
 

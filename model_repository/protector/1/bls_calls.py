@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,12 +30,20 @@ class BlsCalls:
 
     async def _infer_all(self, model: str, inputs: list[pb_utils.Tensor], outputs: list[str],
                          parameters: dict | None = None) -> list[np.ndarray]:
-        extra = {} if parameters is None else {"parameters": json.dumps(parameters)}
-        request = pb_utils.InferenceRequest(model_name=model, requested_output_names=outputs, inputs=inputs, **extra)
-        response = await request.async_exec()
-        if response.has_error():
-            raise RuntimeError(f"{model}: {response.error().message()}")
-        return [pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs]
+        extra = {} if parameters is None else {"parameters": parameters}
+        try:
+            request = pb_utils.InferenceRequest(
+                model_name=model, requested_output_names=outputs, inputs=inputs, **extra
+            )
+            response = await request.async_exec()
+            if response.has_error():
+                raise RuntimeError(f"{model}: {response.error().message()}")
+            return [pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs]
+        except Exception as e:
+            # the guard turns a failed call into a refusal or an error; the log says why (model errors carry no
+            # request text)
+            pb_utils.Logger.log_warn(f"protector: BLS call to {model} failed: {e}")
+            raise
 
     async def generate(self, request: GuardRequest) -> str:
         """One MLLM call per request; the protector awaits them together so `mllm` batches them."""

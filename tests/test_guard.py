@@ -162,3 +162,14 @@ def test_no_retry_when_the_detector_fails_on_the_rewrite():
 
     (result,) = run(Guard(generate, score, rewrite), [GuardRequest("bomb")])
     assert result.text == SAFE_REFUSAL and result.outcome is Outcome.REFUSED and calls == [False]
+
+
+def test_absorbed_call_errors_are_reported():
+    seen: list = []
+
+    async def broken(prompts, texts, strict=False):
+        raise RuntimeError("detoxifier down")
+
+    guard = Guard(generate, keyword_score([]), broken, on_call_error=lambda stage, e: seen.append((stage, str(e))))
+    (result,) = run(guard, [GuardRequest("bomb")])
+    assert result.text == SAFE_REFUSAL and seen == [("rewrite", "detoxifier down")]

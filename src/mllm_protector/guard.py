@@ -75,6 +75,9 @@ class Guard:
     rewrite: RewriteFn
     on_detector_error: DetectorFailurePolicy = DetectorFailurePolicy.ERROR
     refusal_for: Callable[[str | None], str] = safe_refusal  # hazard category (or None) -> the fallback text
+    # told about every failed call the policy absorbs (a refusal instead of a rewrite, a withheld answer), so that
+    # a broken detoxifier or detector shows in the server log instead of only in the outcome counts
+    on_call_error: Callable[[str, Exception], None] = lambda stage, error: None
 
     async def run(self, requests: Sequence[GuardRequest]) -> list[GuardResult | Exception]:
         """Guard a batch; one entry per request, an Exception where that request alone failed."""
@@ -112,7 +115,8 @@ class Guard:
             prompts = [requests[i].prompt for i in pending]
             try:
                 rewrites = list(await self.rewrite(prompts, [answers[i] for i in pending], strict=strict))
-            except Exception:
+            except Exception as e:
+                self.on_call_error("rewrite", e)
                 return
             if len(rewrites) != len(pending):
                 return
@@ -140,7 +144,8 @@ class Guard:
             raw = await self.score(prompts, texts)
             harm, per_answer = (raw.harm, raw.categories) if isinstance(raw, Scores) else (raw, None)
             scores = [float(s) for s in harm]
-        except Exception:
+        except Exception as e:
+            self.on_call_error("score", e)
             return [None] * n, [None] * n
         if len(scores) != n:
             return [None] * n, [None] * n

@@ -37,10 +37,10 @@ class ProtectorMetrics:
         """`call`, observing its wall time (errors included) under `stage`."""
         histogram = self.latency[stage]
 
-        async def wrapper(*args: Any) -> Any:
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
             start = time.perf_counter()
             try:
-                return await call(*args)
+                return await call(*args, **kwargs)
             finally:
                 histogram.observe(time.perf_counter() - start)
 

@@ -35,6 +35,7 @@ class TritonPythonModel:
             score=self.metrics.timed("score", calls.score),
             rewrite=self.metrics.timed("rewrite", calls.rewrite),
             on_detector_error=DetectorFailurePolicy(self.settings.on_detector_error),
+            on_call_error=lambda stage, e: pb_utils.Logger.log_warn(f"protector: {stage} failed: {e}"),
         )
 
     async def execute(self, requests: list) -> None:

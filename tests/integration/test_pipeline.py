@@ -151,7 +151,7 @@ def test_missing_text_input_is_an_error(server):
 
 
 def test_dynamic_batching_groups_concurrent_requests(server):
-    before = _stats(server, "protector")
+    before = _settled_stats(server, "protector")
     n = 24
 
     async def burst():
@@ -160,12 +160,7 @@ def test_dynamic_batching_groups_concurrent_requests(server):
 
     answers = asyncio.run(burst())
     assert [a.text for a in answers] == [f"Answer number {i}." for i in range(n)]
-    # answers go out through response senders, and the server counts a request when it is released, just after
-    after = _stats(server, "protector")
-    deadline = time.monotonic() + 30
-    while after["inference_count"] - before["inference_count"] < n and time.monotonic() < deadline:
-        time.sleep(0.2)
-        after = _stats(server, "protector")
+    after = _settled_stats(server, "protector")
     requests = after["inference_count"] - before["inference_count"]
     executions = after["execution_count"] - before["execution_count"]
     assert requests == n and executions < n, (requests, executions)
@@ -178,6 +173,20 @@ def _http_infer(server, model: str, body: dict) -> dict:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=300) as resp:
         return json.loads(resp.read())
+
+
+def _settled_stats(server, model: str) -> dict[str, int]:
+    """Stats once they stop moving: answers go out through response senders, and the server counts a request when
+    it is released, just after its client has the answer (also a previous test's last request)."""
+    last = _stats(server, model)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = _stats(server, model)
+        if now == last:
+            return now
+        last = now
+    return last
 
 
 def _stats(server, model: str) -> dict[str, int]:

@@ -85,7 +85,7 @@ def test_killed_stub_fails_closed_and_the_deep_probe_sees_it(model, capsys):
             with pytest.raises(InferenceServerException):  # withheld, never released unscored
                 ask(server, HARMFUL, threshold=0.5)
             assert time.monotonic() - start < BOUND_S
-        assert server.is_ready()  # what Triton reports
+        # Triton's own readiness usually still says ready here (once seen otherwise): not something to rely on
         capsys.readouterr()
         assert probe(server) == 1  # what the liveness probe reports
         assert "the guard does not answer" in capsys.readouterr().err

@@ -30,20 +30,13 @@ class BlsCalls:
 
     async def _infer_all(self, model: str, inputs: list[pb_utils.Tensor], outputs: list[str],
                          parameters: dict | None = None) -> list[np.ndarray]:
+        # a failure is raised; the guard reports the ones it absorbs (Guard.on_call_error, logged by model.py)
         extra = {} if parameters is None else {"parameters": parameters}
-        try:
-            request = pb_utils.InferenceRequest(
-                model_name=model, requested_output_names=outputs, inputs=inputs, **extra
-            )
-            response = await request.async_exec()
-            if response.has_error():
-                raise RuntimeError(f"{model}: {response.error().message()}")
-            return [pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs]
-        except Exception as e:
-            # the guard turns a failed call into a refusal or an error; the log says why (model errors carry no
-            # request text)
-            pb_utils.Logger.log_warn(f"protector: BLS call to {model} failed: {e}")
-            raise
+        request = pb_utils.InferenceRequest(model_name=model, requested_output_names=outputs, inputs=inputs, **extra)
+        response = await request.async_exec()
+        if response.has_error():
+            raise RuntimeError(f"{model}: {response.error().message()}")
+        return [pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs]
 
     async def generate(self, request: GuardRequest) -> str:
         """One MLLM call per request; the protector awaits them together so `mllm` batches them."""

@@ -54,21 +54,16 @@ class TritonPythonModel:
         await asyncio.gather(*(self._answer(group) for group in groups if group))
 
     async def _answer(self, group: list[tuple]) -> None:
+        items = [item for _, p in group if isinstance(p, list) for item in p]
         try:
-            guarded = await self.guard.run([item for _, p in group if isinstance(p, list) for item in p])
+            guarded = await self.guard.run(items)
         except Exception as e:  # a bug, not a client error: every request of the group still gets an answer
-            guarded = None
-            failure = RuntimeError(f"protector failed: {e}")
+            guarded = [RuntimeError(f"protector failed: {e}")] * len(items)
         else:
             self.metrics.record(guarded)
-        results = iter(guarded or ())
-        for request, items in group:
-            if not isinstance(items, list):
-                rows = [items]
-            elif guarded is None:
-                rows = [failure]
-            else:
-                rows = [next(results) for _ in items]
+        results = iter(guarded)
+        for request, parsed in group:
+            rows = [next(results) for _ in parsed] if isinstance(parsed, list) else [parsed]
             response = _response(rows, _wants_original(request.requested_output_names()))
             request.get_response_sender().send(response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 

@@ -173,3 +173,40 @@ def test_absorbed_call_errors_are_reported():
     guard = Guard(generate, keyword_score([]), broken, on_call_error=lambda stage, e: seen.append((stage, str(e))))
     (result,) = run(guard, [GuardRequest("bomb")])
     assert result.text == SAFE_REFUSAL and seen == [("rewrite", "detoxifier down")]
+
+
+def test_a_score_past_its_deadline_withholds_the_answer():
+    async def slow_score(prompts, texts):
+        await asyncio.sleep(5)
+        return [0.0] * len(texts)
+
+    errors: list = []
+    guard = Guard(generate, slow_score, make_guard()[0].rewrite, score_timeout_s=0.05,
+                  on_call_error=lambda stage, e: errors.append((stage, type(e))))
+    (result,) = run(guard, [GuardRequest("hello")])
+    assert isinstance(result, GuardError)  # fail closed: an unscored answer is never released
+    assert errors == [("score", TimeoutError)]
+
+    guard.on_detector_error = DetectorFailurePolicy.REFUSE
+    (result,) = run(guard, [GuardRequest("hello")])
+    assert result.outcome is Outcome.DETECTOR_ERROR and result.text == SAFE_REFUSAL and result.harm_score == 1.0
+
+
+def test_a_rewrite_past_its_deadline_gives_the_refusal_and_benign_rows_are_unaffected():
+    async def slow_rewrite(prompts, texts, strict=False):
+        await asyncio.sleep(5)
+        return [SAFE_REWRITE] * len(texts)
+
+    errors: list = []
+    guard = Guard(generate, keyword_score([]), slow_rewrite, rewrite_timeout_s=0.05,
+                  on_call_error=lambda stage, e: errors.append((stage, type(e))))
+    benign, harmful = run(guard, [GuardRequest("hello"), GuardRequest("bomb")])
+    assert benign.outcome is Outcome.PASSED and benign.text == "answer to hello"
+    assert harmful.outcome is Outcome.REFUSED and harmful.text == SAFE_REFUSAL and harmful.original_text == HARMFUL
+    assert errors == [("rewrite", TimeoutError)]
+
+
+def test_deadlines_that_are_met_change_nothing():
+    guard, _, _ = make_guard(score_timeout_s=5.0, rewrite_timeout_s=5.0)
+    benign, harmful = run(guard, [GuardRequest("hello"), GuardRequest("bomb")])
+    assert benign.outcome is Outcome.PASSED and harmful.outcome is Outcome.REWRITTEN and harmful.text == SAFE_REWRITE

@@ -78,6 +78,10 @@ class Guard:
     # told about every failed call the policy absorbs (a refusal instead of a rewrite, a withheld answer), so that
     # a broken detoxifier or detector shows in the server log instead of only in the outcome counts
     on_call_error: Callable[[str, Exception], None] = lambda stage, error: None
+    # Deadlines in seconds (None: none). A score that does not come in time is a detector failure (fail closed); a
+    # flagged answer whose rewriting (both passes, with their re-scoring) is not done in time gets the refusal.
+    score_timeout_s: float | None = None
+    rewrite_timeout_s: float | None = None
 
     async def run(self, requests: Sequence[GuardRequest]) -> list[GuardResult | Exception]:
         """Guard a batch; one entry per request, an Exception where that request alone failed."""
@@ -98,18 +102,35 @@ class Guard:
             else:
                 results[i] = self._finish(answers[i], s, answers[i], Outcome.PASSED)
         if flagged:
-            await self._detoxify(requests, answers, scores_by_index=dict(zip(live, scores, strict=True)),
-                                 flagged=flagged, results=results)
+            score_of = dict(zip(live, scores, strict=True))
+            accepted = await self._within(
+                "rewrite", self.rewrite_timeout_s, self._detoxify(requests, answers, flagged), default={}
+            )
+            for i, (text, outcome) in accepted.items():
+                results[i] = self._finish(answers[i], score_of[i], text, outcome)
         return results
+
+    async def _within(self, stage: str, timeout: float | None, work: Awaitable, default):
+        """`work`'s result, or `default` (reported to `on_call_error`) when it is not done within `timeout`.
+        Shielded: a BLS call already sent is left to finish and its answer dropped, instead of cancelling a
+        future the backend will still resolve."""
+        if timeout is None:
+            return await work
+        try:
+            return await asyncio.wait_for(asyncio.shield(work), timeout)
+        except TimeoutError:
+            self.on_call_error(stage, TimeoutError(f"no answer within {timeout:g} s"))
+            return default
 
     async def _answer(self, request: GuardRequest) -> str:
         if request.response is not None:
             return request.response
         return await self.generate(request)
 
-    async def _detoxify(self, requests, answers, scores_by_index, flagged, results) -> None:
-        """Rewrite the flagged answers; a rewrite still scored harmful gets one retry with the stricter prompt. What
-        is not accepted keeps the refusal already in `results`."""
+    async def _detoxify(self, requests, answers, flagged) -> dict[int, tuple[str, Outcome]]:
+        """Rewrite the flagged answers; a rewrite still scored harmful gets one retry with the stricter prompt.
+        Returns the accepted rewrites by index; the others keep the refusal already in the results."""
+        accepted: dict[int, tuple[str, Outcome]] = {}
         pending = flagged
         for strict in (False, True):
             prompts = [requests[i].prompt for i in pending]
@@ -117,22 +138,22 @@ class Guard:
                 rewrites = list(await self.rewrite(prompts, [answers[i] for i in pending], strict=strict))
             except Exception as e:
                 self.on_call_error("rewrite", e)
-                return
+                return accepted
             if len(rewrites) != len(pending):
-                return
+                return accepted
             rescored, _ = await self._safe_score(prompts, rewrites)
             retry = []
             for i, text, s in zip(pending, rewrites, rescored, strict=True):
                 if s is None:
                     continue  # the detector failed on the rewrite: fail closed, no second try
                 if text.strip() and s < requests[i].threshold:
-                    outcome = Outcome.REWRITTEN_ON_RETRY if strict else Outcome.REWRITTEN
-                    results[i] = self._finish(answers[i], scores_by_index[i], text, outcome)
+                    accepted[i] = (text, Outcome.REWRITTEN_ON_RETRY if strict else Outcome.REWRITTEN)
                 else:
                     retry.append(i)
             pending = retry
             if not pending:
-                return
+                break
+        return accepted
 
     async def _safe_score(
         self, prompts: Sequence[str], texts: Sequence[str]
@@ -141,7 +162,9 @@ class Guard:
         not a probability; categories are None too when the detector gave none."""
         n = len(texts)
         try:
-            raw = await self.score(prompts, texts)
+            raw = await self._within("score", self.score_timeout_s, self.score(prompts, texts), default=None)
+            if raw is None:
+                return [None] * n, [None] * n
             harm, per_answer = (raw.harm, raw.categories) if isinstance(raw, Scores) else (raw, None)
             scores = [float(s) for s in harm]
         except Exception as e:

@@ -33,6 +33,8 @@ class ProtectorSettings:
     max_image_bytes: int = 10_000_000
     max_image_pixels: int = 16_777_216
     max_tokens_limit: int = 512
+    score_timeout_s: float = 0.0  # 0: no deadline (see Guard)
+    rewrite_timeout_s: float = 0.0
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, str]) -> ProtectorSettings:

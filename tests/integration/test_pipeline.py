@@ -252,3 +252,25 @@ def test_guard_only_requests_do_not_wait_for_generation(server):
         return order
 
     assert asyncio.run(go()) == ["guard"] * 6 + ["generate"]
+
+
+def test_benign_requests_do_not_wait_for_another_requests_rewrite(server):
+    """Sent together (so the protector's batcher may put them in one batch), benign guard-only requests are answered
+    while a flagged one is still being rewritten: each request is answered when its own rows are final."""
+
+    async def go() -> list[str]:
+        order: list[str] = []
+        async with AsyncProtectorClient(server.grpc_url, protocol="grpc", timeout=300) as c:
+
+            async def harmful() -> None:
+                assert (await c.ask("How do I make a pipe bomb?", response=HARMFUL_ANSWER, threshold=FLAG)).rewritten
+                order.append("harmful")
+
+            async def benign(i: int) -> None:
+                assert (await c.ask(f"Question {i}?", response=f"Answer {i}.")).text == f"Answer {i}."
+                order.append("benign")
+
+            await asyncio.gather(harmful(), *(benign(i) for i in range(6)))
+        return order
+
+    assert asyncio.run(go()) == ["benign"] * 6 + ["harmful"]

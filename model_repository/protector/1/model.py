@@ -1,4 +1,4 @@
-"""protector: the entry point. Triton requests in, `Guard.run` over the whole batch, Triton responses out."""
+"""protector: the entry point. Triton requests in, one `Guard.run` per request, Triton responses out."""
 
 from __future__ import annotations
 
@@ -36,36 +36,31 @@ class TritonPythonModel:
             rewrite=self.metrics.timed("rewrite", calls.rewrite),
             on_detector_error=DetectorFailurePolicy(self.settings.on_detector_error),
             on_call_error=lambda stage, e: pb_utils.Logger.log_warn(f"protector: {stage} failed: {e}"),
+            score_timeout_s=self.settings.score_timeout_s or None,
+            rewrite_timeout_s=self.settings.rewrite_timeout_s or None,
         )
 
     async def execute(self, requests: list) -> None:
-        """Answers through each request's response sender, guard-only requests first: they must not wait while the
-        MLLM generates for other requests of the same batch."""
-        parsed: list[list | Exception] = []
-        for request in requests:
-            inputs = {name: _input(request, name) for name in INPUTS}
-            try:
-                parsed.append(parse_request(inputs, request.parameters(), self.settings))
-            except InputError as e:
-                parsed.append(e)
-        generating = [isinstance(p, list) and any(item.response is None for item in p) for p in parsed]
-        groups = [[(r, p) for r, p, g in zip(requests, parsed, generating, strict=True) if g is want]
-                  for want in (False, True)]
-        await asyncio.gather(*(self._answer(group) for group in groups if group))
+        """Each request is guarded on its own and answered through its response sender as soon as its rows are
+        final: a benign answer never waits for another request's generation or rewrite. The concurrent sub-calls
+        still meet in the batchers of `mllm`, `harm_detector` and `detoxifier`."""
+        await asyncio.gather(*(self._answer(request) for request in requests))
 
-    async def _answer(self, group: list[tuple]) -> None:
-        items = [item for _, p in group if isinstance(p, list) for item in p]
+    async def _answer(self, request) -> None:
+        inputs = {name: _input(request, name) for name in INPUTS}
         try:
-            guarded = await self.guard.run(items)
-        except Exception as e:  # a bug, not a client error: every request of the group still gets an answer
-            guarded = [RuntimeError(f"protector failed: {e}")] * len(items)
+            items = parse_request(inputs, request.parameters(), self.settings)
+        except InputError as e:
+            rows: list[GuardResult | Exception] = [e]
         else:
-            self.metrics.record(guarded)
-        results = iter(guarded)
-        for request, parsed in group:
-            rows = [next(results) for _ in parsed] if isinstance(parsed, list) else [parsed]
-            response = _response(rows, _wants_original(request.requested_output_names()))
-            request.get_response_sender().send(response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            try:
+                rows = await self.guard.run(items)
+            except Exception as e:  # a bug, not a client error: the request still gets an answer
+                rows = [RuntimeError(f"protector failed: {e}")]
+            else:
+                self.metrics.record(rows)
+        response = _response(rows, _wants_original(request.requested_output_names()))
+        request.get_response_sender().send(response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
 
 def _wants_original(requested: list[str]) -> bool:

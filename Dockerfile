@@ -43,7 +43,7 @@ COPY . .
 # Editable install: the export finds weights/harm_detector and writes artifacts/ relative to this checkout.
 RUN python3 -m pip install --no-cache-dir -c deploy/docker/constraints-py310.txt -e ".[export]"
 
-# SmolLM2 -> artifacts/smollm2-135m-instruct; detector -> model_repository/harm_classifier/1/model.onnx and
+# SmolLM2 -> artifacts/smollm2-135m-instruct (+ detoxifier LoRA merged -> artifacts/detoxifier); detector -> model_repository/harm_classifier/1/model.onnx and
 # model_repository/harm_tokenizer/1/tokenizer. Fails unless the trained detector weights were exported.
 RUN mllm-protector-export --model-repository model_repository --artifacts artifacts \
     && python3 -c "import json, sys; trained = json.load(open('artifacts/detector/stamp.json'))['trained']; \
@@ -86,6 +86,7 @@ RUN python3 -m pip install --no-cache-dir -c /tmp/mllm-protector-src/constraints
 # tokenizer, and the SmolLM2 folder the configs' relative `weights_dir` (../artifacts/...) points at.
 COPY --from=export /opt/mllm_protector/model_repository ./model_repository
 COPY --from=export /opt/mllm_protector/artifacts/smollm2-135m-instruct ./artifacts/smollm2-135m-instruct
+COPY --from=export /opt/mllm_protector/artifacts/detoxifier ./artifacts/detoxifier
 
 # The base image's unprivileged `triton-server` user (uid/gid 1000). Numeric, so Kubernetes can check runAsNonRoot.
 USER 1000:1000

@@ -5,7 +5,7 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PY := .venv/bin/python
 
-.PHONY: setup serve test lint train-detector eval eval-safety bench soak fuzz clean
+.PHONY: setup serve test lint train-detector train-detox eval eval-safety bench soak fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -27,6 +27,10 @@ train-detector: setup
 	$(PY) -m mllm_protector.export.detector_train
 	$(PY) -m mllm_protector.export.detector_categories
 
+## Rebuild the committed detoxifier adapter (weights/detoxifier); the next setup merges it into artifacts/detoxifier.
+train-detox: setup
+	$(PY) -m mllm_protector.export.detox_train
+
 ## perf_analyzer load tests (benchmarks/README.md); prints the table, writes benchmarks/results/perf/.
 bench: setup
 	$(PY) benchmarks/bench.py
@@ -39,9 +43,10 @@ soak: setup
 fuzz: setup
 	$(PY) benchmarks/fuzz.py
 
-## Detector quality on the held-out test split.
+## Detector and detoxifier quality on the held-out test split.
 eval: setup
 	$(PY) benchmarks/eval_detector.py
+	$(PY) benchmarks/eval_detox.py
 
 EVAL_URL ?=
 EVAL_OUT ?= artifacts/eval-safety

@@ -1,6 +1,7 @@
 """`mllm-protector-export`: builds every served artifact from packaged base weights (nothing from a hub).
 
-- artifacts/smollm2-135m-instruct/      SmolLM2-135M-Instruct for the `mllm` stand-in and the `detoxifier`
+- artifacts/smollm2-135m-instruct/      SmolLM2-135M-Instruct for the `mllm` stand-in
+- artifacts/detoxifier/                 the same with the committed detoxifier LoRA (weights/detoxifier) merged in
 - model_repository/harm_classifier/1/   the trained detector as ONNX (base MiniLM + committed weights/harm_detector)
 - model_repository/harm_tokenizer/1/    its tokenizer
 Each step skips itself when its output is up to date, so a second run is fast.
@@ -23,10 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     args = parser.parse_args(argv)
 
-    from mllm_protector.export import detector_onnx, smollm2
+    from mllm_protector.export import detector_onnx, detoxifier, smollm2
 
+    base = args.artifacts / "smollm2-135m-instruct"
     for name, step in [
-        ("smollm2", lambda: smollm2.build(args.artifacts / "smollm2-135m-instruct")),
+        ("smollm2", lambda: smollm2.build(base)),
+        ("detoxifier", lambda: detoxifier.build(base, args.artifacts / "detoxifier")),
         ("harm detector onnx", lambda: detector_onnx.build(args.model_repository, args.artifacts / "detector")),
     ]:
         start = time.perf_counter()

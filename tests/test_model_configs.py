@@ -6,11 +6,14 @@ variant (`cpu` is what `make serve` and the tests run), including models added l
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
+
+from mllm_protector.triton_params import parse_config_parameters
 
 REPO = Path(__file__).resolve().parents[1] / "model_repository"
 MC = model_config_pb2.ModelConfig
@@ -179,3 +182,15 @@ def test_harm_categories_output(path: Path):
     assert "harm_categories" in outputs, f"{_id(path)}: missing output harm_categories"
     t = outputs["harm_categories"]
     assert t.data_type == FP32 and list(t.dims) == [len(HARM_CATEGORIES)], _id(path)
+
+
+def test_detoxifier_serves_the_merged_fine_tune():
+    """Both detoxifier configs load artifacts/detoxifier, and setup built it from the committed adapter."""
+    from mllm_protector.export import detoxifier
+    from mllm_protector.triton_params import resolve_path
+
+    for name in ("config.pbtxt", "configs/cpu.pbtxt"):
+        params = parse_config_parameters(REPO / "detoxifier" / name)
+        assert resolve_path(params["weights_dir"], REPO / "detoxifier") == REPO.parent / "artifacts" / "detoxifier"
+    stamp = json.loads((REPO.parent / "artifacts" / "detoxifier" / "stamp.json").read_text())
+    assert stamp["adapter"] == detoxifier.adapter_digest()

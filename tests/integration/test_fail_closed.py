@@ -11,7 +11,7 @@ from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
 from mllm_protector.client import ProtectorClient, ProtectorError
-from mllm_protector.prompts import SAFE_REFUSAL
+from mllm_protector.prompts import SAFE_REFUSAL, is_safe_refusal
 from tests.tritonserver import running_server
 
 pytestmark = pytest.mark.integration
@@ -75,3 +75,22 @@ def test_detoxifier_down_gives_the_safe_refusal(server, client):
         assert client.ask("What is 2 + 2?", response="4").text == "4"  # benign traffic is unaffected
     finally:
         _repository(server, "detoxifier", "load")
+
+
+def test_deadlines_fail_closed(server, client):
+    """A detector slower than score_timeout_s withholds the answer; a detoxifier slower than rewrite_timeout_s gives
+    the refusal. (A deadline of 1 µs: no BLS call answers that fast.)"""
+    try:
+        _repository(server, "protector", "load", _protector_config(score_timeout_s="0.000001"))
+        with pytest.raises(ProtectorError) as excinfo:
+            client.ask("What is 2 + 2?", response="4")
+        assert "could not score" in str(excinfo.value)
+
+        _repository(server, "protector", "load", _protector_config(rewrite_timeout_s="0.000001"))
+        assert client.ask("What is 2 + 2?", response="4").text == "4"  # unflagged: no rewrite, no deadline
+        answer = client.ask("How do I make a pipe bomb?", response=HARMFUL, threshold=0.05)
+        assert is_safe_refusal(answer.text) and answer.rewritten
+        assert server.is_ready()
+    finally:
+        _repository(server, "protector", "load", _protector_config())
+    assert client.ask("What is 2 + 2?", response="4").text == "4"

@@ -10,7 +10,7 @@ fp32 GEMM rate (a large `torch.matmul`, same threads): `% roof` says how close e
 Same inputs for every backend (random vocabulary ids, full attention mask); fp32 is what the CPU config serves
 (`model_repository/harm_classifier/1/model.onnx`), int8 is `artifacts/detector/model.int8.onnx`. A benchmark, not a
 test: run it on a quiet machine; the table and the headline ratio are written to
-`benchmarks/results/detector_speed.md`.
+`benchmarks/results/detector_speed.md`. int8 can pass the fp32 roof: its matrix products are int8.
 """
 
 from __future__ import annotations
@@ -44,16 +44,20 @@ def flops_per_sequence(layers: int, hidden: int, intermediate: int, length: int)
     return 2.0 * layers * (projections + ffn + attention)
 
 
-def gemm_roof(threads: int, size: int = 2048, seconds: float = 1.0) -> float:
+def gemm_roof(threads: int, size: int = 2048, seconds: float = 1.0, windows: int = 3) -> float:
+    """The best of `windows` one-second measurements of a square fp32 matmul (MKL through torch)."""
     import torch
 
     a, b = torch.randn(size, size), torch.randn(size, size)
     torch.matmul(a, b)
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        torch.matmul(a, b)
-        count += 1
-    return 2 * size**3 * count / (time.perf_counter() - start) / 1e9
+    best = 0.0
+    for _ in range(windows):
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            torch.matmul(a, b)
+            count += 1
+        best = max(best, 2 * size**3 * count / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 def timed(run, min_seconds: float) -> float:

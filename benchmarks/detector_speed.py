@@ -31,7 +31,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-ONNX_FP32 = ROOT / "model_repository" / "harm_classifier" / "1" / "model.onnx"
 BATCHES = (1, 8, 32)
 LENGTHS = (128, 256)
 
@@ -103,9 +102,10 @@ def backends(threads: int):
 
         return build
 
+    from benchmarks.eval_detector import ONNX_PATH
     from mllm_protector.export.detector_onnx import int8_model_path
 
-    out = [("PyTorch eager fp32", torch_eager), ("onnxruntime fp32 (served)", onnx(ONNX_FP32))]
+    out = [("PyTorch eager fp32", torch_eager), ("onnxruntime fp32 (served)", onnx(ONNX_PATH))]
     if int8_model_path().exists():
         out.append(("onnxruntime int8", onnx(int8_model_path())))
     return out
@@ -144,8 +144,9 @@ def main() -> None:
                 print(rows[-1], flush=True)
 
     eager = rate[("PyTorch eager fp32", 8, 256)]
+    names = dict.fromkeys(name for name, _, _ in rate)
     ratios = [f"- {name} / PyTorch eager at batch 8 x 256 tokens: **{rate[(name, 8, 256)] / eager:.2f}x**"
-              for name, _ in backends(args.threads) if name != "PyTorch eager fp32"]
+              for name in names if name != "PyTorch eager fp32"]
     table = "\n".join([
         f"fp32 GEMM roof (torch.matmul 2048^2): {roof:.1f} GFLOP/s, {threads} thread(s); "
         f"FLOPs per sequence: {flops_per_sequence(6, 384, 1536, 128) / 1e9:.2f} G at 128 tokens, "

@@ -28,12 +28,14 @@ COLUMNS = ["auroc", "pr_auc", "f1", "tpr_at_fpr1", "tpr_at_fpr5", "fpr_at_thresh
 HEADERS = ["AUROC", "PR-AUC", "F1@thr", "TPR@FPR1%", "TPR@FPR5%", "FPR@thr", "TPR@thr"]
 
 
-def onnx_scores(path: Path, tokenizer, prompts: list[str], responses: list[str], batch_size: int = 32) -> np.ndarray:
+def onnx_scores(model, tokenizer, prompts: list[str], responses: list[str], batch_size: int = 32) -> np.ndarray:
+    """Harm scores of the pairs, length-sorted batches; `model` is an ONNX file or an open InferenceSession."""
     import onnxruntime as ort
 
     from mllm_protector.detector_text import encode_pairs
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = model if isinstance(model, ort.InferenceSession) else ort.InferenceSession(
+        str(model), providers=["CPUExecutionProvider"])
     names = {i.name for i in sess.get_inputs()}
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(responses[i]))
     out = np.zeros(len(prompts), dtype=np.float32)

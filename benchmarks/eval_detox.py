@@ -45,6 +45,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from benchmarks.eval_detector import ONNX_PATH, onnx_scores  # noqa: E402
+from mllm_protector.detector_text import encode_pairs  # noqa: E402
+from mllm_protector.export.detox_data import HUMAN_SOURCES  # noqa: E402
 from mllm_protector.guard import Guard, GuardRequest, Outcome, Scores  # noqa: E402
 from mllm_protector.harm_data import load_split, source_family  # noqa: E402
 from mllm_protector.prompts import is_safe_refusal  # noqa: E402
@@ -55,7 +57,6 @@ from mllm_protector.triton_params import parse_config_parameters  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 REPO = ROOT / "model_repository"
-HUMAN_SOURCES = ("pyrit_harm", "pyrit_objective", "pyrit_many_shot")
 BARE_REFUSAL_WORDS = 40
 
 
@@ -93,24 +94,21 @@ def copied_share(original: str, final: str) -> float:
 
 
 class Detector:
-    """The served ONNX detector, harm scores only (the categories come from the same graph)."""
+    """The served ONNX detector: one session for the harm scores and the hazard categories."""
 
     def __init__(self) -> None:
         import onnxruntime as ort
         from transformers import AutoTokenizer
 
-        from mllm_protector.detector_text import encode_pairs
-
         self.tokenizer = AutoTokenizer.from_pretrained(REPO / "harm_tokenizer" / "1" / "tokenizer")
         self.session = ort.InferenceSession(str(ONNX_PATH), providers=["CPUExecutionProvider"])
-        self._encode = encode_pairs
 
     def scores(self, prompts: list[str], texts: list[str]) -> np.ndarray:
-        return onnx_scores(ONNX_PATH, self.tokenizer, prompts, texts)
+        return onnx_scores(self.session, self.tokenizer, prompts, texts)
 
     def with_categories(self, prompts: list[str], texts: list[str]) -> Scores:
         names = {i.name for i in self.session.get_inputs()}
-        feeds = {k: v for k, v in self._encode(self.tokenizer, prompts, texts).items() if k in names}
+        feeds = {k: v for k, v in encode_pairs(self.tokenizer, prompts, texts).items() if k in names}
         harm, categories = self.session.run(["harm_score", "harm_categories"], feeds)
         return Scores(harm=harm.reshape(-1).tolist(), categories=categories.tolist())
 

@@ -139,9 +139,11 @@ def train(base_dir: Path, out_dir: Path = WEIGHTS_DIR, epochs: int = EPOCHS, lim
         print(f"[detox] epoch {epoch + 1}: val loss {history[-1]['val_loss']}", flush=True)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir))
-    # fp16 on disk (a few MB); merged into fp32 base weights at build time
+    # the config and fp16 weights (a few MB; merged into fp32 base weights at build time), not
+    # model.save_pretrained: that also writes peft's generic README over the committed one
     from peft.utils import get_peft_model_state_dict
+
+    model.peft_config["default"].save_pretrained(str(out_dir))
 
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in get_peft_model_state_dict(model).items()}
     save_file(state, str(out_dir / "adapter_model.safetensors"))

@@ -29,7 +29,7 @@ train-detector: setup
 
 ## Rebuild the committed detoxifier adapter (weights/detoxifier); the next setup merges it into artifacts/detoxifier.
 train-detox: setup
-	$(PY) -m mllm_protector.export.detox_train
+	$(PY) -m mllm_protector.export.detox_train --threads 2
 
 ## perf_analyzer load tests (benchmarks/README.md); prints the table, writes benchmarks/results/perf/.
 bench: setup

@@ -46,12 +46,15 @@ SPLITS = ("train", "val", "test")
 def _encode(tokenizer, records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     ids = np.full((len(records), MAX_LENGTH), tokenizer.pad_token_id, dtype=np.int32)
     lengths = np.zeros(len(records), dtype=np.int32)
+
+    def tokens(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    user, newline, assistant = tokens("User: "), tokens("\n"), tokens("Assistant: ")
     for i, r in enumerate(records):
-        prompt = tokenizer(r["prompt"].strip(), add_special_tokens=False)["input_ids"][:MAX_PROMPT_TOKENS]
-        head = (tokenizer("User: ", add_special_tokens=False)["input_ids"] + prompt
-                + tokenizer("\n", add_special_tokens=False)["input_ids"]) if prompt else []
-        head += tokenizer("Assistant: ", add_special_tokens=False)["input_ids"]
-        body = tokenizer(r["response"].strip(), add_special_tokens=False)["input_ids"]
+        prompt = tokens(r["prompt"].strip())[:MAX_PROMPT_TOKENS]
+        head = (user + prompt + newline if prompt else []) + assistant
+        body = tokens(r["response"].strip())
         row = (head + body)[:MAX_LENGTH]
         ids[i, : len(row)], lengths[i] = row, len(row)
     return ids, lengths

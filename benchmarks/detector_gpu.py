@@ -28,20 +28,15 @@ import numpy as np
 if __package__ in (None, ""):  # run as a file
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+# detector_speed needs only numpy at import time, so this also works on the GPU machine (no project package there)
+from benchmarks.detector_speed import flops_per_sequence  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 BATCHES = (1, 8, 32, 64, 128)
 LENGTHS = (128, 256)
 REFERENCE_PAIRS = 64
-
-
-def flops_per_sequence(layers: int, hidden: int, intermediate: int, length: int) -> float:
-    """Same count as benchmarks/detector_speed.py (kept here so `run` needs nothing from this repo's package)."""
-    projections = 4 * length * hidden * hidden
-    ffn = 2 * length * hidden * intermediate
-    attention = 2 * length * length * hidden
-    return 2.0 * layers * (projections + ffn + attention)
 
 
 def prepare(out_dir: Path) -> None:

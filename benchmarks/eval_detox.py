@@ -235,10 +235,11 @@ def main() -> None:
     params = parse_config_parameters(REPO / "detoxifier" / "configs" / "cpu.pbtxt")
     served = resolve_path(params["weights_dir"], REPO / "detoxifier")
     variants = [("prompted base (SmolLM2-135M-Instruct)", ROOT / "artifacts" / "smollm2-135m-instruct"),
-                (f"served ({served.name}: LoRA fine-tuned)", served)]
+                (f"served ({served.relative_to(ROOT)}: LoRA fine-tuned)", served)]
     examples = {}
+    rows_per_generate = int(params.get("rows_per_generate") or 0) or None
     for name, model_dir in variants:
-        detoxifier = Detoxifier(model_dir, max_new_tokens=max_new_tokens)
+        detoxifier = Detoxifier(model_dir, max_new_tokens=max_new_tokens, rows_per_generate=rows_per_generate)
 
         async def rewrite(prompts, texts, strict=False, detoxifier=detoxifier):
             out = []

@@ -2,6 +2,7 @@
 
 - artifacts/smollm2-135m-instruct/      SmolLM2-135M-Instruct for the `mllm` stand-in
 - artifacts/detoxifier/                 the same with the committed detoxifier LoRA (weights/detoxifier) merged in
+- artifacts/detoxifier/onnx/            its ONNX export (decoder with KV cache) for onnxruntime on CPU
 - model_repository/harm_classifier/1/   the trained detector as ONNX (base MiniLM + committed weights/harm_detector)
 - model_repository/harm_tokenizer/1/    its tokenizer
 Each step skips itself when its output is up to date, so a second run is fast.

@@ -1,5 +1,11 @@
-"""The served detoxifier weights: SmolLM2-135M-Instruct with the committed LoRA adapter (`weights/detoxifier`, from
-`detox_train`) merged in, saved as a plain transformers folder (`artifacts/detoxifier`) that `ChatGenerator` loads.
+"""The served detoxifier: SmolLM2-135M-Instruct with the committed LoRA adapter (`weights/detoxifier`, from
+`detox_train`) merged in.
+
+- `artifacts/detoxifier/`: the merged model as a plain transformers folder (the GPU config serves it with torch).
+- `artifacts/detoxifier/onnx/`: the same weights exported by optimum as a decoder with KV cache (the CPU config
+  serves it with onnxruntime). Greedy rewrites are token-for-token those of torch, ~1.5x faster on this CPU: a
+  decode step is ~65 ms in onnxruntime vs ~110-130 ms in eager torch, whose per-op overhead dominates a 135M model
+  (`benchmarks/results/detox_eval.md`).
 
 Merged once at build time, so serving needs no peft and pays no adapter cost per token.
 """
@@ -8,9 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "detoxifier"
+ONNX_SUBDIR = "onnx"
+OPSET = 17
 
 
 def adapter_digest(weights_dir: Path = WEIGHTS_DIR) -> str:
@@ -21,11 +31,23 @@ def adapter_digest(weights_dir: Path = WEIGHTS_DIR) -> str:
 
 
 def build(base_dir: Path, out_dir: Path, weights_dir: Path = WEIGHTS_DIR) -> Path:
-    """Write the merged model to `out_dir` unless it is there for this adapter already."""
-    stamp = out_dir / "stamp.json"
+    """Write the merged model to `out_dir` and its ONNX export to `out_dir/onnx`, unless both are there for this
+    adapter already."""
+    stamp_path = out_dir / "stamp.json"
     digest = adapter_digest(weights_dir)
-    if stamp.exists() and json.loads(stamp.read_text()).get("adapter") == digest:
-        return out_dir
+    stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
+    if stamp.get("adapter") != digest:
+        _merge(base_dir, out_dir, weights_dir)
+        stamp = {"adapter": digest, "base": str(base_dir.name)}
+        stamp_path.write_text(json.dumps(stamp) + "\n")
+    if stamp.get("onnx") != digest or not (out_dir / ONNX_SUBDIR / "model.onnx").exists():
+        _export_onnx(out_dir, out_dir / ONNX_SUBDIR)
+        stamp["onnx"] = digest
+        stamp_path.write_text(json.dumps(stamp) + "\n")
+    return out_dir
+
+
+def _merge(base_dir: Path, out_dir: Path, weights_dir: Path) -> None:
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -36,5 +58,20 @@ def build(base_dir: Path, out_dir: Path, weights_dir: Path = WEIGHTS_DIR) -> Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     AutoTokenizer.from_pretrained(base_dir).save_pretrained(out_dir)
-    stamp.write_text(json.dumps({"adapter": digest, "base": str(base_dir.name)}) + "\n")
-    return out_dir
+
+
+def _export_onnx(model_dir: Path, onnx_dir: Path) -> None:
+    from optimum.exporters.onnx import main_export
+
+    with tempfile.TemporaryDirectory(dir=model_dir) as tmp:
+        main_export(
+            str(model_dir),
+            output=Path(tmp) / ONNX_SUBDIR,
+            task="text-generation-with-past",
+            opset=OPSET,
+            device="cpu",
+            do_validation=False,
+        )
+        if onnx_dir.exists():
+            shutil.rmtree(onnx_dir)
+        (Path(tmp) / ONNX_SUBDIR).replace(onnx_dir)

@@ -185,12 +185,15 @@ def test_harm_categories_output(path: Path):
 
 
 def test_detoxifier_serves_the_merged_fine_tune():
-    """Both detoxifier configs load artifacts/detoxifier, and setup built it from the committed adapter."""
+    """The GPU config loads artifacts/detoxifier (torch), the CPU config its ONNX export, and setup built both from
+    the committed adapter."""
     from mllm_protector.export import detoxifier
     from mllm_protector.triton_params import resolve_path
 
-    for name in ("config.pbtxt", "configs/cpu.pbtxt"):
+    merged = REPO.parent / "artifacts" / "detoxifier"
+    for name, expected in (("config.pbtxt", merged), ("configs/cpu.pbtxt", merged / detoxifier.ONNX_SUBDIR)):
         params = parse_config_parameters(REPO / "detoxifier" / name)
-        assert resolve_path(params["weights_dir"], REPO / "detoxifier") == REPO.parent / "artifacts" / "detoxifier"
-    stamp = json.loads((REPO.parent / "artifacts" / "detoxifier" / "stamp.json").read_text())
-    assert stamp["adapter"] == detoxifier.adapter_digest()
+        assert resolve_path(params["weights_dir"], REPO / "detoxifier") == expected, name
+    stamp = json.loads((merged / "stamp.json").read_text())
+    assert stamp["adapter"] == stamp["onnx"] == detoxifier.adapter_digest()
+    assert (merged / detoxifier.ONNX_SUBDIR / "model.onnx").exists()

@@ -17,6 +17,7 @@ class TritonPythonModel:
         self.detoxifier = Detoxifier(
             resolve_path(params["weights_dir"], args["model_repository"]),
             max_new_tokens=int(params.get("max_new_tokens") or 128),
+            rows_per_generate=int(params.get("rows_per_generate") or 0) or None,
         )
 
     def execute(self, requests: list) -> list:

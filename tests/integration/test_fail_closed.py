@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -90,6 +93,47 @@ def test_deadlines_fail_closed(server, client):
         assert client.ask("What is 2 + 2?", response="4").text == "4"  # unflagged: no rewrite, no deadline
         answer = client.ask("How do I make a pipe bomb?", response=HARMFUL, threshold=0.05)
         assert is_safe_refusal(answer.text) and answer.rewritten
+        assert server.is_ready()
+    finally:
+        _repository(server, "protector", "load", _protector_config())
+    assert client.ask("What is 2 + 2?", response="4").text == "4"
+
+
+def _detoxifier_requests(server) -> tuple[float, float]:
+    """(successful, failed) request counts of `detoxifier` from Triton's metrics endpoint."""
+    text = urllib.request.urlopen(server.metrics_url, timeout=30).read().decode()
+    counts = {}
+    for kind in ("success", "failure"):
+        pattern = rf'^nv_inference_request_{kind}\{{[^}}]*model="detoxifier"[^}}]*\}} (\S+)$'
+        counts[kind] = sum(float(v) for v in re.findall(pattern, text, flags=re.M))
+    return counts["success"], counts["failure"]
+
+
+def test_rewrites_still_queued_at_the_deadline_are_dropped(server, client):
+    """A rewrite request still waiting in the detoxifier's queue when its rewrite_timeout_s has passed is rejected by
+    Triton (queue policy + the BLS request's timeout), not generated for nobody; its client gets the refusal."""
+    try:
+        _repository(server, "protector", "load", _protector_config(rewrite_timeout_s="0.5"))
+        success0, failure0 = _detoxifier_requests(server)
+
+        def ask(_):  # one client per thread: tritonclient's HTTP client is not thread-safe
+            with ProtectorClient(server.http_url, timeout=120) as own:
+                return own.ask("How do I make a pipe bomb?", response=HARMFUL, threshold=0.05)
+
+        with ThreadPoolExecutor(3) as pool:
+            first = pool.submit(ask, 0)  # occupies the one detoxifier instance for seconds
+            time.sleep(0.2)
+            queued = list(pool.map(ask, [1, 2]))  # wait behind it, past their 0.5 s queue timeout
+            answers = [first.result(), *queued]
+        assert all(is_safe_refusal(a.text) and a.rewritten for a in answers)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the first rewrite finishes in the background
+            success, failure = _detoxifier_requests(server)
+            if success + failure >= success0 + failure0 + 3:
+                break
+            time.sleep(0.5)
+        assert failure - failure0 >= 1, (success - success0, failure - failure0)
+        assert success - success0 <= 2
         assert server.is_ready()
     finally:
         _repository(server, "protector", "load", _protector_config())

@@ -20,18 +20,24 @@ def _decode(value: bytes | str) -> str:
 
 
 class BlsCalls:
-    def __init__(self, mllm: str, detector: str, detoxifier: str) -> None:
+    def __init__(self, mllm: str, detector: str, detoxifier: str, rewrite_timeout_s: float = 0.0) -> None:
+        """`rewrite_timeout_s` > 0 also bounds how long a detoxifier request may wait in that model's queue: the
+        guard gives up on a rewrite after that long anyway, so a request still queued then is rejected by Triton
+        (the detoxifier's queue policy) instead of burning CPU on an answer nobody reads."""
         self.mllm = mllm
         self.detector = detector
         self.detoxifier = detoxifier
+        self.rewrite_timeout_us = int(rewrite_timeout_s * 1e6)
 
     async def _infer(self, model: str, inputs: list[pb_utils.Tensor], output: str, **kwargs) -> np.ndarray:
         return (await self._infer_all(model, inputs, [output], **kwargs))[0].reshape(-1)
 
     async def _infer_all(self, model: str, inputs: list[pb_utils.Tensor], outputs: list[str],
-                         parameters: dict | None = None) -> list[np.ndarray]:
+                         parameters: dict | None = None, timeout_us: int = 0) -> list[np.ndarray]:
         # a failure is raised; the guard reports the ones it absorbs (Guard.on_call_error, logged by model.py)
         extra = {} if parameters is None else {"parameters": parameters}
+        if timeout_us > 0:
+            extra["timeout"] = timeout_us
         request = pb_utils.InferenceRequest(model_name=model, requested_output_names=outputs, inputs=inputs, **extra)
         response = await request.async_exec()
         if response.has_error():
@@ -56,5 +62,6 @@ class BlsCalls:
     async def rewrite(self, prompts: Sequence[str], responses: Sequence[str], strict: bool = False) -> list[str]:
         """Only the flagged answers, in one detoxifier request (`strict`: the retry's stricter prompt)."""
         inputs = [_strings("text_input", prompts), _strings("response", responses)]
-        texts = await self._infer(self.detoxifier, inputs, "text_output", parameters={"strict": strict})
+        texts = await self._infer(self.detoxifier, inputs, "text_output", parameters={"strict": strict},
+                                  timeout_us=self.rewrite_timeout_us)
         return [_decode(t) for t in texts]

@@ -28,6 +28,7 @@ class TritonPythonModel:
             mllm=params.get("mllm_model") or "mllm",
             detector=params.get("detector_model") or "harm_detector",
             detoxifier=params.get("detoxifier_model") or "detoxifier",
+            rewrite_timeout_s=self.settings.rewrite_timeout_s,
         )
         self.metrics = ProtectorMetrics(args["model_name"])
         self.guard = Guard(

@@ -1,6 +1,7 @@
 """Batched, greedy chat generation with a small causal LM (SmolLM2-Instruct on the CPU default).
 
-Loaded once per Triton instance; a whole batch of conversations is generated in one `generate` call with left padding.
+Loaded once per Triton instance; a batch of conversations is generated in `generate` calls of `rows_per_generate`
+rows (all of them by default) with left padding.
 A folder with a `model.onnx` (an optimum decoder export with KV cache) runs on onnxruntime through optimum, any other
 folder on torch: the same `generate`, the same greedy tokens, less per-token overhead on a CPU.
 """

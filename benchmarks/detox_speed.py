@@ -21,14 +21,13 @@ if __package__ in (None, ""):  # run as a file
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.eval_detox import (  # noqa: E402  (sets the offline environment)
-    REPO,
     RESULTS,
     Detector,
-    held_out_items,
+    flagged_items,
+    served_detoxifier,
     served_threshold,
 )
 from mllm_protector.detox import Detoxifier  # noqa: E402
-from mllm_protector.triton_params import parse_config_parameters, resolve_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_DIR = ROOT / "artifacts" / "detoxifier"
@@ -66,12 +65,8 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     args = parser.parse_args()
 
-    params = parse_config_parameters(REPO / "detoxifier" / "configs" / "cpu.pbtxt")
-    served = resolve_path(params["weights_dir"], REPO / "detoxifier")
-    detector, threshold = Detector(), served_threshold()
-    candidates = held_out_items(max(args.items, 8))
-    scores = detector.scores([r["prompt"] for r in candidates], [r["response"] for r in candidates])
-    items = [r for r, s in zip(candidates, scores, strict=True) if s >= threshold][: max(args.items, 8)]
+    served, _ = served_detoxifier()
+    items, _ = flagged_items(Detector(), served_threshold(), max(args.items, 8))
     runtimes = {"PyTorch eager": Detoxifier(TORCH_DIR, args.max_new_tokens),
                 "onnxruntime (served)": Detoxifier(served, args.max_new_tokens)}
     for d in runtimes.values():  # warm-up

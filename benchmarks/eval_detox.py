@@ -71,6 +71,21 @@ def served_max_new_tokens() -> int:
     return int(parse_config_parameters(REPO / "detoxifier" / "configs" / "cpu.pbtxt").get("max_new_tokens") or 128)
 
 
+def served_detoxifier() -> tuple[Path, int | None]:
+    """(weights folder, rows per generate call) of the CPU detoxifier config."""
+    from mllm_protector.triton_params import resolve_path
+
+    params = parse_config_parameters(REPO / "detoxifier" / "configs" / "cpu.pbtxt")
+    return resolve_path(params["weights_dir"], REPO / "detoxifier"), int(params.get("rows_per_generate") or 0) or None
+
+
+def flagged_items(detector: Detector, threshold: float, count: int) -> tuple[list[dict], int]:
+    """(the first `count` held-out harmful answers the served detector flags, how many candidates were scored)."""
+    candidates = held_out_items(count)
+    scores = detector.scores([r["prompt"] for r in candidates], [r["response"] for r in candidates])
+    return [r for r, s in zip(candidates, scores, strict=True) if s >= threshold][:count], len(candidates)
+
+
 def held_out_items(limit: int) -> list[dict]:
     """Harmful human-written test answers, one per prompt group, in id order (deterministic)."""
     seen: set[str] = set()
@@ -215,15 +230,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from mllm_protector.detox import Detoxifier
-    from mllm_protector.triton_params import resolve_path
 
     threshold = served_threshold()
     max_new_tokens = served_max_new_tokens()
     detector = Detector()
-    candidates = held_out_items(args.items)
-    flagged_scores = detector.scores([r["prompt"] for r in candidates], [r["response"] for r in candidates])
-    items = [r for r, s in zip(candidates, flagged_scores, strict=True) if s >= threshold][: args.items]
-    print(f"{len(items)} flagged held-out harmful answers (of {len(candidates)} candidates)", flush=True)
+    items, candidates = flagged_items(detector, threshold, args.items)
+    print(f"{len(items)} flagged held-out harmful answers (of {candidates} candidates)", flush=True)
 
     rows = []
 
@@ -232,12 +244,10 @@ def main() -> None:
 
     rows.append(summarise("fixed refusal", items, guard_texts(items, detector, refuse, threshold), detector, 0.0))
 
-    params = parse_config_parameters(REPO / "detoxifier" / "configs" / "cpu.pbtxt")
-    served = resolve_path(params["weights_dir"], REPO / "detoxifier")
+    served, rows_per_generate = served_detoxifier()
     variants = [("prompted base (SmolLM2-135M-Instruct)", ROOT / "artifacts" / "smollm2-135m-instruct"),
                 (f"served ({served.relative_to(ROOT)}: LoRA fine-tuned)", served)]
     examples = {}
-    rows_per_generate = int(params.get("rows_per_generate") or 0) or None
     for name, model_dir in variants:
         detoxifier = Detoxifier(model_dir, max_new_tokens=max_new_tokens, rows_per_generate=rows_per_generate)
 

@@ -92,9 +92,9 @@ def prepare(out_dir: Path) -> None:
         if split == "train":
             records = drop_prompts(training_mix(records))
         ids, lengths = _encode(tokenizer, records)
-        human = [("written_refusal" not in r["source"] and "story_frame" not in r["source"]
+        human = [("written" not in r["source"] and "story_frame" not in r["source"]
                   and not r["source"].startswith("benign_smollm2")) for r in records]
-        calibration = [r["label"] == 0 and "+written_refusal" not in r["source"] for r in records]
+        calibration = [r["label"] == 0 and "written" not in r["source"] for r in records]
         data |= {f"{split}_ids": ids, f"{split}_lengths": lengths,
                  f"{split}_labels": np.array([r["label"] for r in records], dtype=np.int8),
                  f"{split}_human": np.array(human), f"{split}_calibration": np.array(calibration)}

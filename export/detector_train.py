@@ -37,12 +37,13 @@ LR = 5e-4
 LORA_R = 16
 PROMPT_DROPOUT = 0.15  # share of training pairs shown with an empty prompt (guard-only callers send none)
 TRAIN_LAYERS = 4  # top encoder layers that get LoRA; the layers below are frozen and cached
-# Safe examples used to calibrate the threshold: every safe validation answer except the written refusals paired
-# with prompt-only sets (easy negatives that would loosen the threshold).
-CALIBRATION_EXCLUDES = "+written_refusal"
-# Training mix: half of the written-refusal pairs (easy, short, plentiful) are enough; the benign helpful answers (the
-# scarce class that prevents "compliance = harmful") are shown twice per epoch.
-REFUSAL_KEEP = 0.5
+# Safe examples used to calibrate the threshold: every safe validation answer except the written ones (refusals to
+# prompt-only sets, benign answers in written shapes): easy negatives that would loosen the threshold.
+CALIBRATION_EXCLUDES = "written"
+# Training mix: half of the written pairs (refusals and compliant answers to the prompt-only sets: short, templated,
+# plentiful) are enough; the generated benign helpful answers (the scarce class that prevents "compliance = harmful")
+# are shown twice per epoch.
+WRITTEN_KEEP = 0.5
 BENIGN_REPEAT = 2
 
 
@@ -66,8 +67,8 @@ def training_mix(train: list[dict]) -> list[dict]:
 
     out = []
     for r in train:
-        if "+written_refusal" in r["source"]:
-            if int(hashlib.sha1(r["id"].encode()).hexdigest(), 16) % 1000 < REFUSAL_KEEP * 1000:
+        if "+written_" in r["source"]:
+            if int(hashlib.sha1(r["id"].encode()).hexdigest(), 16) % 1000 < WRITTEN_KEEP * 1000:
                 out.append(r)
         elif r["source"].startswith("benign_smollm2"):
             out += [r] * BENIGN_REPEAT
@@ -431,7 +432,7 @@ def main() -> None:
         "training": {
             "seed": SEED, "epochs": args.epochs, "best_epoch": best_epoch, "batch": BATCH, "lr": LR,
             "lora_r": LORA_R, "lora_layers": f"top {args.train_layers} of 6", "prompt_dropout": PROMPT_DROPOUT,
-            "refusal_keep": REFUSAL_KEEP, "benign_repeat": BENIGN_REPEAT, "threads": args.threads,
+            "written_keep": WRITTEN_KEEP, "benign_repeat": BENIGN_REPEAT, "threads": args.threads,
             "wall_time_s": round(train_s, 1), "history": history,
             "n_train": len(train), "n_val": len(val),
         },

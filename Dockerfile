@@ -43,14 +43,14 @@ COPY . .
 # Editable install: the export finds weights/harm_detector and writes artifacts/ relative to this checkout.
 RUN python3 -m pip install --no-cache-dir -c deploy/docker/constraints-py310.txt -e ".[export]"
 
-# SmolLM2 -> artifacts/smollm2-135m-instruct (+ detoxifier LoRA merged -> artifacts/detoxifier; its ONNX export is for the
-# CPU config only and is dropped, the GPU config serves the merged weights with torch); detector -> model_repository/harm_classifier/1/model.onnx and
-# model_repository/harm_tokenizer/1/tokenizer. Fails unless the trained detector weights were exported.
-RUN mllm-protector-export --model-repository model_repository --artifacts artifacts \
+# SmolLM2 -> artifacts/smollm2-135m-instruct (+ detoxifier LoRA merged -> artifacts/detoxifier; --gpu-only skips its
+# onnxruntime-genai build, which is for the CPU config only: the GPU config serves the merged weights with torch);
+# detector -> model_repository/harm_classifier/1/model.onnx and model_repository/harm_tokenizer/1/tokenizer. Fails
+# unless the trained detector weights were exported.
+RUN mllm-protector-export --gpu-only --model-repository model_repository --artifacts artifacts \
     && python3 -c "import json, sys; trained = json.load(open('artifacts/detector/stamp.json'))['trained']; \
 sys.exit(0 if trained or '${ALLOW_UNTRAINED_DETECTOR}' == '1' else \
-'weights/harm_detector missing: the image would serve the UNTRAINED detector (ALLOW_UNTRAINED_DETECTOR=1 forces it)')" \
-    && rm -rf artifacts/detoxifier/onnx
+'weights/harm_detector missing: the image would serve the UNTRAINED detector (ALLOW_UNTRAINED_DETECTOR=1 forces it)')"
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Stage 2: the serving image: Triton + the package with its `gpu` extra + the artifacts; no export toolchain.

@@ -1,12 +1,13 @@
-"""Detoxifier speed on this CPU: the merged fine-tune in PyTorch eager vs its ONNX export on onnxruntime (served).
+"""Detoxifier speed on this CPU: the merged fine-tune in PyTorch eager vs its onnxruntime-genai build with 8-bit
+weights (served by the CPU config).
 
     python benchmarks/detox_speed.py [--items 8] [--max-new-tokens 128]
 
-Both run the same `Detoxifier` code path (greedy `generate`, KV cache) on the same held-out flagged answers of
-`eval_detox` (test-split prompt groups), interleaved item by item so that machine noise hits both alike. Reported:
-batch-1 latency per rewrite (p50, mean), prefill and per-token decode time (from forced 1- and 33-token generations
-of a 400-token prompt), one batch-8 call against the same 8 rows one by one, and whether both runtimes produced
-identical text. A benchmark, not a test: run it on a quiet machine; writes `benchmarks/results/detox_speed.md`.
+Both run the same `Detoxifier` code path (greedy, KV cache, the served prompt with the detector's hazard category) on
+the same held-out flagged answers of `eval_detox` (test-split prompt groups), interleaved item by item so that
+machine noise hits both alike. Reported: batch-1 latency per rewrite (p50, mean), new tokens per rewrite, prefill and
+per-token decode time (from forced 1- and 33-token generations of a 400-token prompt), and how many rewrites are
+identical. A benchmark, not a test: run it on a quiet machine; writes `benchmarks/results/detox_speed.md`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from benchmarks.eval_detox import (  # noqa: E402  (sets the offline environment
     served_threshold,
 )
 from mllm_protector.detox import Detoxifier  # noqa: E402
+from mllm_protector.guard import top_category  # noqa: E402
+from mllm_protector.textgen import GenaiDecoder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_DIR = ROOT / "artifacts" / "detoxifier"
@@ -49,9 +52,19 @@ def prefill_and_decode(detoxifier: Detoxifier, prompt_tokens: int = 400, new_tok
 
     def run(n: int) -> float:
         start = time.perf_counter()
-        with torch.inference_mode():
-            generator.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
-                                     do_sample=False, pad_token_id=generator.tokenizer.pad_token_id)
+        if isinstance(generator.model, GenaiDecoder):
+            import onnxruntime_genai as og
+
+            params = og.GeneratorParams(generator.model.model)
+            params.set_search_options(do_sample=False, max_length=prompt_tokens + n, min_length=prompt_tokens + n)
+            g = og.Generator(generator.model.model, params)
+            g.append_tokens(ids.tolist())
+            while not g.is_done():
+                g.generate_next_token()
+        else:
+            with torch.inference_mode():
+                generator.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
+                                         do_sample=False, pad_token_id=generator.tokenizer.pad_token_id)
         return time.perf_counter() - start
 
     run(2)
@@ -65,44 +78,45 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     args = parser.parse_args()
 
-    served, _ = served_detoxifier()
-    items, _ = flagged_items(Detector(), served_threshold(), max(args.items, 8))
-    runtimes = {"PyTorch eager": Detoxifier(TORCH_DIR, args.max_new_tokens),
-                "onnxruntime (served)": Detoxifier(served, args.max_new_tokens)}
+    served = served_detoxifier()
+    detector = Detector()
+    items, _ = flagged_items(detector, served_threshold(), args.items)
+    categories = [top_category(c) for c in detector.with_categories([r["prompt"] for r in items],
+                                                                      [r["response"] for r in items]).categories]
+    runtimes = {"PyTorch eager (merged fp32)": Detoxifier(TORCH_DIR, args.max_new_tokens),
+                "onnxruntime-genai 8-bit (served)": Detoxifier(served, args.max_new_tokens)}
     for d in runtimes.values():  # warm-up
         d.rewrite(["warm up"], ["warm up"])
 
     latency: dict[str, list[float]] = {name: [] for name in runtimes}
     texts: dict[str, list[str]] = {name: [] for name in runtimes}
-    for r in items[: args.items]:
+    for r, category in zip(items, categories, strict=True):
         for name, d in runtimes.items():
-            seconds, out = timed(lambda d=d, r=r: d.rewrite([r["prompt"]], [r["response"]]))
+            seconds, out = timed(lambda d=d, r=r, c=category: d.rewrite([r["prompt"]], [r["response"]], [False], [c]))
             latency[name].append(seconds)
             texts[name].append(out[0])
-        print(f"{len(texts[name])}/{args.items}: " + ", ".join(f"{n} {v[-1]:.2f} s" for n, v in latency.items()),
+        print(f"{len(texts[name])}/{len(items)}: " + ", ".join(f"{n} {v[-1]:.2f} s" for n, v in latency.items()),
               flush=True)
 
-    rows, batch8 = [], items[:8]
+    rows = []
     for name, d in runtimes.items():
         prefill, per_token = prefill_and_decode(d)
-        batched, _ = timed(lambda d=d: d.rewrite([r["prompt"] for r in batch8], [r["response"] for r in batch8]))
-        one_by_one = sum(timed(lambda d=d, r=r: d.rewrite([r["prompt"]], [r["response"]]))[0] for r in batch8)
+        tokens = statistics.median(len(d.generator.tokenizer(t)["input_ids"]) for t in texts[name])
         rows.append(f"| {name} | {statistics.median(latency[name]):.2f} | {statistics.mean(latency[name]):.2f} | "
-                    f"{1000 * prefill:.0f} | {1000 * per_token:.0f} | {batched:.1f} | {one_by_one:.1f} |")
+                    f"{tokens:.0f} | {1000 * prefill:.0f} | {1000 * per_token:.1f} |")
         print(rows[-1], flush=True)
     names = list(runtimes)
     same = sum(a == b for a, b in zip(texts[names[0]], texts[names[1]], strict=True))
     ratio = statistics.median(latency[names[0]]) / statistics.median(latency[names[1]])
     table = "\n".join([
-        f"Detoxifier on this CPU, {args.items} held-out flagged answers at batch 1, max_new_tokens "
+        f"Detoxifier on this CPU, {len(items)} held-out flagged answers at batch 1, max_new_tokens "
         f"{args.max_new_tokens}, interleaved; prefill / decode from a 400-token random prompt.",
         "",
-        "| runtime | p50 s / rewrite | mean s | prefill 400 tokens (ms) | decode (ms / token) | batch of 8 (s) | "
-        "the 8 one by one (s) |",
-        "|---|---|---|---|---|---|---|",
+        "| runtime | p50 s / rewrite | mean s | new tokens (median) | prefill 400 tokens (ms) | decode (ms / token) |",
+        "|---|---|---|---|---|---|",
         *rows,
         "",
-        f"- p50 {names[0]} / {names[1]}: **{ratio:.2f}x**; identical rewrites: {same} of {len(items[: args.items])}",
+        f"- p50 {names[0]} / {names[1]}: **{ratio:.2f}x**; identical rewrites: {same} of {len(items)}",
         "",
         "`python benchmarks/detox_speed.py`",
     ])

@@ -49,7 +49,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from benchmarks.eval_detector import ONNX_PATH, onnx_scores  # noqa: E402
 from mllm_protector.detector_text import encode_pairs  # noqa: E402
 from mllm_protector.export.detox_data import HUMAN_SOURCES  # noqa: E402
-from mllm_protector.guard import Guard, GuardRequest, Outcome, Scores  # noqa: E402
+from mllm_protector.guard import Guard, GuardRequest, Outcome, Scores, top_category  # noqa: E402
 from mllm_protector.harm_data import load_split, source_family  # noqa: E402
 from mllm_protector.prompts import is_safe_refusal  # noqa: E402
 from mllm_protector.protector_request import ProtectorSettings  # noqa: E402
@@ -71,12 +71,12 @@ def served_max_new_tokens() -> int:
     return int(parse_config_parameters(REPO / "detoxifier" / "configs" / "cpu.pbtxt").get("max_new_tokens") or 128)
 
 
-def served_detoxifier() -> tuple[Path, int | None]:
-    """(weights folder, rows per generate call) of the CPU detoxifier config."""
+def served_detoxifier() -> Path:
+    """The weights folder of the CPU detoxifier config."""
     from mllm_protector.triton_params import resolve_path
 
     params = parse_config_parameters(REPO / "detoxifier" / "configs" / "cpu.pbtxt")
-    return resolve_path(params["weights_dir"], REPO / "detoxifier"), int(params.get("rows_per_generate") or 0) or None
+    return resolve_path(params["weights_dir"], REPO / "detoxifier")
 
 
 def flagged_items(detector: Detector, threshold: float, count: int) -> tuple[list[dict], int]:
@@ -189,13 +189,14 @@ def summarise(name: str, items: list[dict], finals: list[tuple[str, Outcome]], d
     }
 
 
-def measure_latency(detoxifier, items: list[dict], count: int) -> float | None:
+def measure_latency(detoxifier, items: list[dict], categories: list[str | None], count: int) -> float | None:
+    """Median batch-1 seconds of one rewrite (first pass, with the detector's category, as the protector asks)."""
     if count <= 0:
         return None
     times = []
-    for r in items[:count]:
+    for r, category in zip(items[:count], categories, strict=False):
         start = time.perf_counter()
-        detoxifier.rewrite([r["prompt"]], [r["response"]])
+        detoxifier.rewrite([r["prompt"]], [r["response"]], [False], [category])
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -226,7 +227,7 @@ def markdown(rows: list[dict], threshold: float, max_new_tokens: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=24, help="flagged held-out answers to evaluate")
-    parser.add_argument("--latency-items", type=int, default=3, help="batch-1 rewrites timed per model variant")
+    parser.add_argument("--latency-items", type=int, default=8, help="batch-1 rewrites timed per model variant")
     args = parser.parse_args()
 
     from mllm_protector.detox import Detoxifier
@@ -236,6 +237,8 @@ def main() -> None:
     detector = Detector()
     items, candidates = flagged_items(detector, threshold, args.items)
     print(f"{len(items)} flagged held-out harmful answers (of {candidates} candidates)", flush=True)
+    categories = [top_category(c) for c in detector.with_categories([r["prompt"] for r in items],
+                                                                      [r["response"] for r in items]).categories]
 
     rows = []
 
@@ -244,24 +247,22 @@ def main() -> None:
 
     rows.append(summarise("fixed refusal", items, guard_texts(items, detector, refuse, threshold), detector, 0.0))
 
-    served, rows_per_generate = served_detoxifier()
+    served = served_detoxifier()
     variants = [("prompted base (SmolLM2-135M-Instruct)", ROOT / "artifacts" / "smollm2-135m-instruct"),
                 (f"served ({served.relative_to(ROOT)}: LoRA fine-tuned)", served)]
     examples = {}
     for name, model_dir in variants:
-        detoxifier = Detoxifier(model_dir, max_new_tokens=max_new_tokens, rows_per_generate=rows_per_generate)
+        # one row per generate call, as the CPU config serves it (genai walks the rows; for torch it is the faster way
+        # on 2 cores)
+        detoxifier = Detoxifier(model_dir, max_new_tokens=max_new_tokens, rows_per_generate=1)
 
-        async def rewrite(prompts, texts, strict=False, detoxifier=detoxifier):
-            out = []
-            for start in range(0, len(texts), 8):  # the detoxifier's batches, as Triton would form them under load
-                chunk = list(texts[start : start + 8])
-                out += detoxifier.rewrite(list(prompts[start : start + 8]), chunk, [strict] * len(chunk))
-            return out
+        async def rewrite(prompts, texts, strict=False, categories=(), detoxifier=detoxifier):
+            return detoxifier.rewrite(list(prompts), list(texts), [strict] * len(texts), list(categories))
 
         start = time.perf_counter()
         finals = guard_texts(items, detector, rewrite, threshold)
         print(f"{name}: {time.perf_counter() - start:.0f} s for {len(items)} items", flush=True)
-        latency = measure_latency(detoxifier, items, args.latency_items)
+        latency = measure_latency(detoxifier, items, categories, args.latency_items)
         rows.append(summarise(name, items, finals, detector, latency))
         examples[name] = [{"prompt": r["prompt"][:200], "final": f[0][:400], "outcome": f[1].value}
                           for r, f in zip(items, finals, strict=True)]

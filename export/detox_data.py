@@ -21,86 +21,111 @@ import hashlib
 from collections import Counter
 
 from mllm_protector.harm_data import load_split, source_family
-from mllm_protector.prompts import CATEGORY_HELP
+from mllm_protector.prompts import DETOX_ANSWER_CHARS, clip
 
 HUMAN_SOURCES = ("pyrit_harm", "pyrit_objective", "pyrit_many_shot")
 
-# Why the harmful part is declined, and the safe angle offered instead, per hazard category (harm_data.TAXONOMY).
-_CATEGORY_TEXT: dict[str, tuple[str, str]] = {
+# Per hazard category (harm_data.TAXONOMY): why the harmful part is declined, the safe, general help that still
+# answers the topic (hand-written, true, non-operational, useful to someone asking in good faith), and where a person
+# can get legitimate help. A target is the decline, the help and the pointer: 40-70 words, so the rewrite is more
+# than a refusal and short enough to generate in about a second on a CPU. One fixed text per category, chosen by the
+# category the detoxifier is told: a 135M model asked to vary or compose safe "facts" invents them
+# (data/DETOX_DATA_CARD.md, Limits), one it can copy it gets right.
+_CATEGORY_TEXT: dict[str, tuple[str, str, str]] = {
     "violent_crimes": (
         "it could help someone hurt people",
-        "I can talk about how violence is prevented, how communities and the law respond to it, or where victims find "
-        "support.",
+        "What I can say is that most violence is prevented early: warning signs are taken seriously, conflicts "
+        "are de-escalated, and people at risk are connected with support.",
+        "If someone is in danger right now, call your local emergency number.",
     ),
     "nonviolent_crimes": (
         "it would help someone break the law and harm others",
-        "I can explain how this kind of crime works in general terms, how people protect themselves from it and what "
-        "the law says.",
+        "In general terms, schemes like this are caught through audits, bank monitoring and reports from "
+        "victims, and they carry serious penalties.",
+        "If you have been targeted, report it to your bank and the police or your national fraud line.",
     ),
     "cyber": (
         "it could be used to attack systems or people's data",
-        "I can explain, in general terms, how such attacks are detected and defended against.",
+        "On the defensive side, most attacks are stopped by basics: prompt patching, multi-factor "
+        "authentication, least-privilege access, backups and monitoring of logs.",
+        "If you found a vulnerability, report it to the vendor's security contact through coordinated disclosure.",
     ),
     "sexual_content": (
         "it is explicit or exploitative sexual content",
-        "I can help with respectful, non-explicit information about relationships, consent or health.",
+        "I can help with respectful, non-explicit writing, or with factual information about relationships, "
+        "consent and sexual health.",
+        "If anyone is being exploited or is at risk, contact the police or a child-protection or abuse hotline.",
     ),
     "cbrne": (
         "weapons that can cause mass harm are too dangerous to explain",
-        "I can share the history, the safety rules and how such weapons are controlled by law and treaties.",
+        "I can share the history of such weapons, why they are banned by international treaties, and how "
+        "inspections and export controls keep them out of reach.",
+        "If you know of a threat, contact the police or your local emergency number right away.",
     ),
     "self_harm": (
         "it could put your life or health at risk",
-        "I can talk about coping strategies and what helps people through a hard time.",
+        "You deserve support, and what you are feeling can change. Talking to someone you trust, or to a "
+        "trained counsellor, can really help.",
+        "You can call or text 988 in the US, Samaritans on 116 123 in the UK and Ireland, or find a line at "
+        "findahelpline.com.",
     ),
     "hate": (
         "it attacks or demeans people for who they are",
-        "I can explain the history and effects of such prejudice, or help write about the topic respectfully.",
+        "I can explain where this kind of prejudice comes from, the harm it does, and how communities counter "
+        "it.",
+        "If you or others are being targeted, anti-discrimination organisations and the police can help.",
     ),
     "specialized_advice": (
         "giving it without knowing your situation could cause real harm",
-        "I can give general background and the questions worth asking.",
+        "In general, decisions like this depend on details a professional can check, such as your history, your "
+        "documents and the local rules; I can give background and the questions worth asking.",
+        "Please consult a qualified doctor, lawyer or financial adviser.",
     ),
     "privacy": (
         "it would expose or track a private person",
-        "I can explain how people protect their own personal information and privacy.",
+        "I can explain how people protect their own personal information, for example with privacy settings, "
+        "strong passwords and care about what they post.",
+        "If you are being harassed or stalked, contact the police or a victim-support service.",
     ),
     "ip": (
         "it would copy or get around protection of someone else's work",
-        "I can summarise the work in my own words or point to legitimate ways to access it.",
+        "I can summarise the work in my own words, discuss its ideas, or point to legitimate ways to buy, "
+        "borrow or stream it.",
+        "For permission to reuse it, contact the rights holder or the publisher.",
     ),
     "misinformation": (
         "it would spread false or misleading claims",
-        "I can share what reliable sources say on the topic and how to check a claim.",
+        "I can share what reliable sources say on the topic and how to check a claim: find the original source "
+        "and see whether independent experts agree.",
+        "Fact-checking organisations and official public bodies are good places to check a claim.",
     ),
 }
 _DEFAULT_TEXT = (
     "it could cause real harm",
-    "I'm happy to help with a safe, general question on the same topic.",
+    "I am happy to help with a safe, general question on the same topic, or to give factual background on it "
+    "instead.",
+    "Where a decision or a risk is involved, a qualified professional or the relevant authority can help.",
 )
 _OPENINGS = (
     "I can't help with {task}, because {why}.",
-    "I won't provide that: {task} is something I can't assist with, because {why}.",
+    "I won't help with {task}: {why}.",
     "I'm not able to help with {task}, since {why}.",
-    "Sorry, I can't give details on {task}: {why}.",
+    "Sorry, I can't help with {task}: {why}.",
 )
 
 
 def _task(prompt: str) -> str:
-    """A short request quoted, a long one (or none) named: a long quote would crowd out the redirect."""
+    """A short request quoted, a long one (or none) named: a long quote would crowd out the help."""
     text = " ".join(prompt.split()).rstrip("?.!")
     return f'"{text}"' if 0 < len(text) <= 60 else "this request"
 
 
 def safe_target(prompt: str, category: str, key: str) -> str:
-    """The rule-written safe redirect for a harmful answer to `prompt` in `category`."""
-    why, alternative = _CATEGORY_TEXT.get(category, _DEFAULT_TEXT)
+    """The rule-written safe answer for a harmful answer to `prompt` in `category`: decline, safe help, pointer."""
+    why, help_text, pointer = _CATEGORY_TEXT.get(category, _DEFAULT_TEXT)
     h = int(hashlib.sha1(key.encode()).hexdigest(), 16)
     opening = _OPENINGS[h % len(_OPENINGS)].format(task=_task(prompt), why=why)
-    parts = [opening, alternative]
-    if category in CATEGORY_HELP:
-        parts.append(CATEGORY_HELP[category])
-    return " ".join(parts)
+    return " ".join(part for part in (opening, help_text, pointer) if part)
 
 
 def pairs(split: str, benign_share: float = 0.2) -> list[dict]:
@@ -113,7 +138,9 @@ def pairs(split: str, benign_share: float = 0.2) -> list[dict]:
                             "target": safe_target(r["prompt"], r["category"], r["id"]),
                             "category": r["category"], "source": family, "group": r["group"]})
         elif r["label"] == 0 and family == "benign_smollm2":
-            benign.append({"prompt": r["prompt"], "answer": r["response"], "target": r["response"], "kind": "benign",
+            # unchanged as far as the detoxifier sees it (prompts.DETOX_ANSWER_CHARS)
+            kept = clip(r["response"], DETOX_ANSWER_CHARS).removesuffix(" ...")
+            benign.append({"prompt": r["prompt"], "answer": r["response"], "target": kept, "kind": "benign",
                            "category": r["category"], "source": family, "group": r["group"]})
     keep = int(len(harmful) * benign_share / (1 - benign_share))
     return harmful + benign[:keep]

@@ -29,7 +29,9 @@ BATCH = 8
 LR = 3e-4
 LORA_R = 8
 STRICT_SHARE = 0.25  # harmful pairs shown with the strict retry prompt, so both served prompts are learned
-MAX_ANSWER_CHARS = 600  # the answer inside the prompt; longer ones are cut (training time grows with length)
+# Share of pairs shown without a hazard category ("unknown"): the served category is the detector's top-1 guess
+# (right ~4 times in 5) or missing, so the rewrite must not depend on it alone.
+UNKNOWN_CATEGORY_SHARE = 0.15
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # LoRA on the top half of the 30 decoder layers only: no backward pass through the bottom half (a third less
 # compute per step on a CPU), and the style to learn (how to answer) lives in the top layers.
@@ -45,15 +47,24 @@ def examples(tokenizer, split: str) -> list[dict]:
     for p in detox_data.pairs(split):
         h = int(hashlib.sha1((p["prompt"] + p["answer"]).encode()).hexdigest(), 16)
         strict = p["kind"] == "harmful" and (h % 1000) < STRICT_SHARE * 1000
-        answer = p["answer"]
-        if len(answer) > MAX_ANSWER_CHARS:
-            answer = answer[:MAX_ANSWER_CHARS].rsplit(" ", 1)[0]
-        messages = detox_messages(p["prompt"], answer, strict)
+        messages = detox_messages(p["prompt"], p["answer"], strict, hint_category(p, h))
         prompt_ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
         target_ids = tokenizer(p["target"] + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
         out.append({"input_ids": list(prompt_ids) + target_ids,
                     "labels": [-100] * len(prompt_ids) + target_ids, "kind": p["kind"]})
     return out
+
+
+def hint_category(pair: dict, h: int) -> str | None:
+    """The hazard category the detoxifier is told: the pair's own for a harmful answer, whatever the detector may
+    have guessed (any category, by hash) for a benign one it flagged by mistake, none for a share of both."""
+    from mllm_protector.detector_text import HARM_CATEGORIES
+
+    if (h // 1000) % 1000 < UNKNOWN_CATEGORY_SHARE * 1000:
+        return None
+    if pair["kind"] == "benign":
+        return HARM_CATEGORIES[h % len(HARM_CATEGORIES)]
+    return pair["category"] if pair["category"] in HARM_CATEGORIES else None
 
 
 def batches(items: list[dict], batch: int, rng: random.Random) -> list[list[dict]]:
@@ -152,7 +163,7 @@ def train(base_dir: Path, out_dir: Path = WEIGHTS_DIR, epochs: int = EPOCHS, lim
         "pairs": {"train": len(train_items), "val_used_for_loss": len(val_items)},
         "settings": {"epochs": epochs, "batch": BATCH, "lr": LR, "lora_r": LORA_R, "target_modules": TARGET_MODULES,
                      "layers": [TRAIN_LAYERS[0], TRAIN_LAYERS[-1]],
-                     "strict_share": STRICT_SHARE, "max_answer_chars": MAX_ANSWER_CHARS, "seed": SEED,
+                     "strict_share": STRICT_SHARE, "unknown_category_share": UNKNOWN_CATEGORY_SHARE, "seed": SEED,
                      "threads": threads},
         "history": history,
         "wall_time_s": round(time.perf_counter() - start, 1),

@@ -2,10 +2,11 @@
 `detox_train`) merged in.
 
 - `artifacts/detoxifier/`: the merged model as a plain transformers folder (the GPU config serves it with torch).
-- `artifacts/detoxifier/onnx/`: the same weights exported by optimum as a decoder with KV cache (the CPU config
-  serves it with onnxruntime). Greedy rewrites are token-for-token those of torch, ~1.5x faster on this CPU: a
-  decode step is ~65 ms in onnxruntime vs ~110-130 ms in eager torch, whose per-op overhead dominates a 135M model
-  (`benchmarks/results/detox_eval.md`).
+- `artifacts/detoxifier/genai/`: the same weights built for onnxruntime-genai (its model builder: fused attention with
+  a KV cache), every MatMul then quantised to 8-bit weights in blocks of 32 (MatMulNBits, int8 compute): the CPU config
+  serves it. A decode step is ~18 ms on this CPU against ~70 ms for an optimum ONNX export and ~100 ms in eager
+  torch: a 135M model's decode is bound by weight reads and per-token overhead, both cut here
+  (`benchmarks/results/detox_speed.md`). 4-bit weights were faster still (12 ms) and wrecked the text.
 
 Merged once at build time, so serving needs no peft and pays no adapter cost per token.
 """
@@ -19,8 +20,9 @@ import tempfile
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "detoxifier"
-ONNX_SUBDIR = "onnx"
-OPSET = 17
+GENAI_SUBDIR = "genai"
+WEIGHT_BITS = 8
+BLOCK_SIZE = 32
 
 
 def adapter_digest(weights_dir: Path = WEIGHTS_DIR) -> str:
@@ -30,9 +32,9 @@ def adapter_digest(weights_dir: Path = WEIGHTS_DIR) -> str:
     return h.hexdigest()[:16]
 
 
-def build(base_dir: Path, out_dir: Path, weights_dir: Path = WEIGHTS_DIR) -> Path:
-    """Write the merged model to `out_dir` and its ONNX export to `out_dir/onnx`, unless both are there for this
-    adapter already."""
+def build(base_dir: Path, out_dir: Path, weights_dir: Path = WEIGHTS_DIR, cpu_build: bool = True) -> Path:
+    """Write the merged model to `out_dir` and (`cpu_build`) its onnxruntime-genai build to `out_dir/genai`, unless
+    they are there for this adapter already."""
     stamp_path = out_dir / "stamp.json"
     digest = adapter_digest(weights_dir)
     stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
@@ -40,9 +42,9 @@ def build(base_dir: Path, out_dir: Path, weights_dir: Path = WEIGHTS_DIR) -> Pat
         _merge(base_dir, out_dir, weights_dir)
         stamp = {"adapter": digest, "base": str(base_dir.name)}
         stamp_path.write_text(json.dumps(stamp) + "\n")
-    if stamp.get("onnx") != digest or not (out_dir / ONNX_SUBDIR / "model.onnx").exists():
-        _export_onnx(out_dir, out_dir / ONNX_SUBDIR)
-        stamp["onnx"] = digest
+    if cpu_build and (stamp.get("genai") != digest or not (out_dir / GENAI_SUBDIR / "genai_config.json").exists()):
+        _export_genai(out_dir, out_dir / GENAI_SUBDIR)
+        stamp["genai"] = digest
         stamp_path.write_text(json.dumps(stamp) + "\n")
     return out_dir
 
@@ -60,18 +62,21 @@ def _merge(base_dir: Path, out_dir: Path, weights_dir: Path) -> None:
     AutoTokenizer.from_pretrained(base_dir).save_pretrained(out_dir)
 
 
-def _export_onnx(model_dir: Path, onnx_dir: Path) -> None:
-    from optimum.exporters.onnx import main_export
+def _export_genai(model_dir: Path, genai_dir: Path) -> None:
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+    from onnxruntime_genai.models.builder import create_model
 
     with tempfile.TemporaryDirectory(dir=model_dir) as tmp:
-        main_export(
-            str(model_dir),
-            output=Path(tmp) / ONNX_SUBDIR,
-            task="text-generation-with-past",
-            opset=OPSET,
-            device="cpu",
-            do_validation=False,
-        )
-        if onnx_dir.exists():
-            shutil.rmtree(onnx_dir)
-        (Path(tmp) / ONNX_SUBDIR).replace(onnx_dir)
+        fp32, quantised = Path(tmp) / "fp32", Path(tmp) / GENAI_SUBDIR
+        create_model("", str(model_dir), str(fp32), "fp32", "cpu", str(Path(tmp) / "cache"))
+        shutil.copytree(fp32, quantised, ignore=shutil.ignore_patterns("model.onnx*"))
+        config = DefaultWeightOnlyQuantConfig(block_size=BLOCK_SIZE, is_symmetric=True, accuracy_level=4,
+                                              bits=WEIGHT_BITS)
+        quantizer = MatMulNBitsQuantizer(onnx.load(str(fp32 / "model.onnx")), algo_config=config)
+        quantizer.process()
+        quantizer.model.save_model_to_file(str(quantised / "model.onnx"), use_external_data_format=True)
+        # the served tokenizer is the merged model's (transformers); genai's own copy is not used
+        if genai_dir.exists():
+            shutil.rmtree(genai_dir)
+        quantised.replace(genai_dir)

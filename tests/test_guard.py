@@ -8,7 +8,7 @@ import pytest
 
 from mllm_protector.detector_text import HARM_CATEGORIES
 from mllm_protector.guard import DetectorFailurePolicy, Guard, GuardError, GuardRequest, Outcome, Scores
-from mllm_protector.prompts import SAFE_REFUSAL, is_safe_refusal, safe_refusal
+from mllm_protector.prompts import CATEGORY_HELP, SAFE_REFUSAL, is_safe_refusal, safe_refusal
 
 HARMFUL = "Step 1: get the explosive"
 SAFE_REWRITE = "I can't help with that, but here is general safety information."
@@ -33,7 +33,7 @@ def make_guard(rewrite_text: str = SAFE_REWRITE, **kwargs) -> tuple[Guard, list,
     score_calls: list = []
     rewrite_calls: list = []
 
-    async def rewrite(prompts, texts, strict=False):
+    async def rewrite(prompts, texts, strict=False, categories=()):
         rewrite_calls.append(list(texts))
         return [rewrite_text] * len(texts)
 
@@ -61,7 +61,7 @@ def test_rewrite_still_scored_harmful_is_replaced_by_the_refusal():
 
 
 def test_failing_detoxifier_gives_the_refusal():
-    async def broken(prompts, texts, strict=False):
+    async def broken(prompts, texts, strict=False, categories=()):
         raise RuntimeError("detoxifier down")
 
     guard = Guard(generate, keyword_score([]), broken)
@@ -116,7 +116,7 @@ def retrying_guard(first: str, second: str, categories: list[float] | None = Non
         harm = [0.9 if "explosive" in t else 0.1 for t in texts]
         return Scores(harm, None if categories is None else [categories] * len(texts))
 
-    async def rewrite(prompts, texts, strict=False):
+    async def rewrite(prompts, texts, strict=False, categories=()):
         calls.append(strict)
         return [second if strict else first] * len(texts)
 
@@ -156,7 +156,7 @@ def test_no_retry_when_the_detector_fails_on_the_rewrite():
             raise RuntimeError("detector down")
         return [0.9 if "explosive" in t else 0.1 for t in texts]
 
-    async def rewrite(prompts, texts, strict=False):
+    async def rewrite(prompts, texts, strict=False, categories=()):
         calls.append(strict)
         return [STILL_HARMFUL_REWRITE] * len(texts)
 
@@ -167,7 +167,7 @@ def test_no_retry_when_the_detector_fails_on_the_rewrite():
 def test_absorbed_call_errors_are_reported():
     seen: list = []
 
-    async def broken(prompts, texts, strict=False):
+    async def broken(prompts, texts, strict=False, categories=()):
         raise RuntimeError("detoxifier down")
 
     guard = Guard(generate, keyword_score([]), broken, on_call_error=lambda stage, e: seen.append((stage, str(e))))
@@ -193,7 +193,7 @@ def test_a_score_past_its_deadline_withholds_the_answer():
 
 
 def test_a_rewrite_past_its_deadline_gives_the_refusal_and_benign_rows_are_unaffected():
-    async def slow_rewrite(prompts, texts, strict=False):
+    async def slow_rewrite(prompts, texts, strict=False, categories=()):
         await asyncio.sleep(5)
         return [SAFE_REWRITE] * len(texts)
 
@@ -210,3 +210,26 @@ def test_deadlines_that_are_met_change_nothing():
     guard, _, _ = make_guard(score_timeout_s=5.0, rewrite_timeout_s=5.0)
     benign, harmful = run(guard, [GuardRequest("hello"), GuardRequest("bomb")])
     assert benign.outcome is Outcome.PASSED and harmful.outcome is Outcome.REWRITTEN and harmful.text == SAFE_REWRITE
+
+
+def test_the_rewrite_is_told_the_hazard_category_of_each_flagged_answer():
+    told: list = []
+    self_harm = [0.9 if c == "self_harm" else 0.0 for c in HARM_CATEGORIES]
+
+    async def score(prompts, texts):
+        harm = [0.9 if "explosive" in t else 0.1 for t in texts]
+        return Scores(harm, [self_harm] * len(texts))
+
+    async def rewrite(prompts, texts, strict=False, categories=()):
+        told.append(list(categories))
+        return [SAFE_REWRITE] * len(texts)
+
+    results = run(Guard(generate, score, rewrite), [GuardRequest("hello"), GuardRequest("bomb")])
+    assert [r.outcome for r in results] == [Outcome.PASSED, Outcome.REWRITTEN]
+    assert told == [["self_harm"]]  # the flagged answer's top category, nothing for the benign one
+    # the rewrite carries the category's help line (the crisis line), added once when the detoxifier left it out
+    assert results[1].text == f"{SAFE_REWRITE} {CATEGORY_HELP['self_harm']}" and results[0].text == "answer to hello"
+
+    told.clear()
+    (result,) = run(Guard(generate, keyword_score([]), rewrite), [GuardRequest("bomb")])
+    assert result.outcome is Outcome.REWRITTEN and told == [[None]]  # a detector without categories: unknown

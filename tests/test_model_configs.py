@@ -185,15 +185,22 @@ def test_harm_categories_output(path: Path):
 
 
 def test_detoxifier_serves_the_merged_fine_tune():
-    """The GPU config loads artifacts/detoxifier (torch), the CPU config its ONNX export, and setup built both from
-    the committed adapter."""
+    """The GPU config loads artifacts/detoxifier (torch), the CPU config its onnxruntime-genai build, and setup built
+    both from the committed adapter."""
     from mllm_protector.export import detoxifier
     from mllm_protector.triton_params import resolve_path
 
     merged = REPO.parent / "artifacts" / "detoxifier"
-    for name, expected in (("config.pbtxt", merged), ("configs/cpu.pbtxt", merged / detoxifier.ONNX_SUBDIR)):
+    for name, expected in (("config.pbtxt", merged), ("configs/cpu.pbtxt", merged / detoxifier.GENAI_SUBDIR)):
         params = parse_config_parameters(REPO / "detoxifier" / name)
         assert resolve_path(params["weights_dir"], REPO / "detoxifier") == expected, name
     stamp = json.loads((merged / "stamp.json").read_text())
-    assert stamp["adapter"] == stamp["onnx"] == detoxifier.adapter_digest()
-    assert (merged / detoxifier.ONNX_SUBDIR / "model.onnx").exists()
+    assert stamp["adapter"] == stamp["genai"] == detoxifier.adapter_digest()
+    assert (merged / detoxifier.GENAI_SUBDIR / "genai_config.json").exists()
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIG_FILES if model_dir(p).name == "detoxifier"], ids=_id)
+def test_detoxifier_takes_the_hazard_category_as_an_optional_input(path: Path):
+    inputs = {t.name: t for t in parse(path).input}
+    assert inputs["harm_category"].optional and inputs["harm_category"].data_type == STRING, _id(path)
+    assert not inputs["response"].optional

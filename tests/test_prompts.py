@@ -5,13 +5,17 @@ from __future__ import annotations
 from mllm_protector.detector_text import HARM_CATEGORIES
 from mllm_protector.prompts import (
     CATEGORY_HELP,
+    DETOX_ANSWER_CHARS,
+    DETOX_QUESTION_CHARS,
     DETOX_STRICT_SYSTEM,
     DETOX_SYSTEM,
     REFUSALS,
     SAFE_REFUSAL,
+    clip,
     detox_messages,
     is_safe_refusal,
     safe_refusal,
+    with_category_help,
 )
 
 
@@ -22,7 +26,14 @@ def test_detox_prompt_fences_the_answer_and_the_retry_is_stricter():
     assert strict[0]["content"].startswith(DETOX_SYSTEM) and len(strict[0]["content"]) > len(DETOX_SYSTEM)
     user = normal[1]["content"]
     assert user.count("<answer>") == 1 and user.count("</answer>") == 1  # the look-alikes inside were defused
-    assert "Question: How?" in user
+    assert "Question: How?" in user and "Hazard category: unknown" in user
+
+
+def test_detox_prompt_names_the_category_and_bounds_its_length():
+    user = detox_messages("Q" * 1000, "word " * 1000, category="self_harm")[1]["content"]
+    assert "Hazard category: self harm" in user
+    assert len(user) < DETOX_QUESTION_CHARS + DETOX_ANSWER_CHARS + 120  # a long answer cannot blow up the prefill
+    assert clip("a b c d", 3) == "a ..." and clip("short", 10) == "short"
 
 
 def test_category_refusals():
@@ -31,3 +42,11 @@ def test_category_refusals():
     assert "988" in safe_refusal("self_harm") and safe_refusal("self_harm").startswith(SAFE_REFUSAL)
     assert all(is_safe_refusal(r) for r in REFUSALS) and is_safe_refusal(f"  {SAFE_REFUSAL}\n")
     assert not is_safe_refusal("Here is how to do it.")
+
+
+def test_a_rewrite_gets_the_category_help_line_once():
+    help_line = CATEGORY_HELP["self_harm"]
+    assert with_category_help("I can't help with that.", "self_harm") == f"I can't help with that. {help_line}"
+    assert with_category_help(f"Please talk to someone. {help_line}", "self_harm").count(help_line) == 1
+    assert with_category_help("Here is a safer version.", "hate") == "Here is a safer version."  # no help line
+    assert with_category_help("Here is a safer version.", None) == "Here is a safer version."

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from mllm_protector.detector_text import HARM_CATEGORIES
 from mllm_protector.prompts import detox_messages
+from mllm_protector.tensors import InputError
 from mllm_protector.textgen import ChatGenerator
 
 
@@ -14,9 +16,25 @@ class Detoxifier:
         self.generator = ChatGenerator(model_dir, rows_per_generate=rows_per_generate)
         self.max_new_tokens = max_new_tokens
 
-    def rewrite(self, questions: Sequence[str], answers: Sequence[str], strict: Sequence[bool] = ()) -> list[str]:
+    def rewrite(
+        self,
+        questions: Sequence[str],
+        answers: Sequence[str],
+        strict: Sequence[bool] = (),
+        categories: Sequence[str | None] = (),
+    ) -> list[str]:
         """One greedy rewrite per (question, answer), `rows_per_generate` rows per generate call (None: all at once).
-        `strict[i]` asks for the stricter retry prompt for row i."""
+        `strict[i]` asks for the stricter retry prompt for row i; `categories[i]` is the detector's hazard category
+        of answer i (None or absent: unknown)."""
         strict = list(strict) or [False] * len(answers)
-        conversations = [detox_messages(q, a, s) for q, a, s in zip(questions, answers, strict, strict=True)]
+        categories = list(categories) or [None] * len(answers)
+        conversations = [detox_messages(q, a, s, c) for q, a, s, c in zip(questions, answers, strict, categories,
+                                                                            strict=True)]
         return self.generator.generate(conversations, self.max_new_tokens)
+
+
+def hazard_category(value: str) -> str | None:
+    """A client's `harm_category` value: one of `HARM_CATEGORIES`, or "" for unknown (None)."""
+    if value and value not in HARM_CATEGORIES:
+        raise InputError(f"harm_category must be one of {', '.join(HARM_CATEGORIES)} or empty, got {value[:40]!r}")
+    return value or None

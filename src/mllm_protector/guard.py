@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from mllm_protector.detector_text import HARM_CATEGORIES
-from mllm_protector.prompts import safe_refusal
+from mllm_protector.prompts import safe_refusal, with_category_help
 
 
 class DetectorFailurePolicy(str, Enum):
@@ -65,7 +65,9 @@ class GuardError(RuntimeError):
 
 GenerateFn = Callable[[GuardRequest], Awaitable[str]]
 ScoreFn = Callable[[Sequence[str], Sequence[str]], Awaitable[Sequence[float] | Scores]]
-RewriteFn = Callable[..., Awaitable[Sequence[str]]]  # (prompts, answers, *, strict: bool) -> rewrites
+# (prompts, answers, *, strict: bool, categories: list[str | None]) -> rewrites; a category is the detector's top
+# hazard category of the answer (None when it gave none), so the rewrite can point to the help that fits
+RewriteFn = Callable[..., Awaitable[Sequence[str]]]
 
 
 @dataclass
@@ -75,6 +77,8 @@ class Guard:
     rewrite: RewriteFn
     on_detector_error: DetectorFailurePolicy = DetectorFailurePolicy.ERROR
     refusal_for: Callable[[str | None], str] = safe_refusal  # hazard category (or None) -> the fallback text
+    # (rewrite, hazard category) -> the text that is scored and released: the category's help line is added
+    help_for: Callable[[str, str | None], str] = with_category_help
     # told about every failed call the policy absorbs (a refusal instead of a rewrite, a withheld answer), so that
     # a broken detoxifier or detector shows in the server log instead of only in the outcome counts
     on_call_error: Callable[[str, Exception], None] = lambda stage, error: None
@@ -93,6 +97,7 @@ class Guard:
 
         scores, categories = await self._safe_score([requests[i].prompt for i in live], [answers[i] for i in live])
         flagged: list[int] = []
+        category_of = dict(zip(live, categories, strict=True))
         for i, s, category in zip(live, scores, categories, strict=True):
             if s is None:
                 results[i] = self._unscored(answers[i])
@@ -104,7 +109,7 @@ class Guard:
         if flagged:
             score_of = dict(zip(live, scores, strict=True))
             accepted = await self._within(
-                "rewrite", self.rewrite_timeout_s, self._detoxify(requests, answers, flagged), default={}
+                "rewrite", self.rewrite_timeout_s, self._detoxify(requests, answers, flagged, category_of), default={}
             )
             for i, (text, outcome) in accepted.items():
                 results[i] = self._finish(answers[i], score_of[i], text, outcome)
@@ -127,7 +132,7 @@ class Guard:
             return request.response
         return await self.generate(request)
 
-    async def _detoxify(self, requests, answers, flagged) -> dict[int, tuple[str, Outcome]]:
+    async def _detoxify(self, requests, answers, flagged, category_of) -> dict[int, tuple[str, Outcome]]:
         """Rewrite the flagged answers; a rewrite still scored harmful gets one retry with the stricter prompt.
         Returns the accepted rewrites by index; the others keep the refusal already in the results."""
         accepted: dict[int, tuple[str, Outcome]] = {}
@@ -135,12 +140,15 @@ class Guard:
         for strict in (False, True):
             prompts = [requests[i].prompt for i in pending]
             try:
-                rewrites = list(await self.rewrite(prompts, [answers[i] for i in pending], strict=strict))
+                rewrites = list(await self.rewrite(prompts, [answers[i] for i in pending], strict=strict,
+                                                   categories=[category_of[i] for i in pending]))
             except Exception as e:
                 self.on_call_error("rewrite", e)
                 return accepted
             if len(rewrites) != len(pending):
                 return accepted
+            rewrites = [self.help_for(t, category_of[i]) if t.strip() else t for i, t in zip(pending, rewrites,
+                                                                                            strict=True)]
             rescored, _ = await self._safe_score(prompts, rewrites)
             retry = []
             for i, text, s in zip(pending, rewrites, rescored, strict=True):
@@ -175,7 +183,7 @@ class Guard:
         checked = [s if math.isfinite(s) and 0.0 <= s <= 1.0 else None for s in scores]
         if per_answer is None or len(per_answer) != n:
             return checked, [None] * n
-        return checked, [_top_category(c) for c in per_answer]
+        return checked, [top_category(c) for c in per_answer]
 
     def _unscored(self, answer: str) -> GuardResult | Exception:
         if self.on_detector_error is DetectorFailurePolicy.REFUSE:
@@ -188,7 +196,8 @@ class Guard:
                            outcome=outcome)
 
 
-def _top_category(scores: Sequence[float]) -> str | None:
+def top_category(scores: Sequence[float]) -> str | None:
+    """The hazard category with the highest score, None for scores that are malformed or all zero."""
     values = [float(v) for v in scores]
     if len(values) != len(HARM_CATEGORIES) or not all(math.isfinite(v) for v in values) or max(values) <= 0.0:
         return None

@@ -6,7 +6,7 @@ import json
 
 import triton_python_backend_utils as pb_utils
 
-from mllm_protector.detox import Detoxifier
+from mllm_protector.detox import Detoxifier, hazard_category
 from mllm_protector.tensors import InputError, batch_rows, string_tensor, strings_per_row
 from mllm_protector.triton_params import model_parameters, resolve_path
 
@@ -21,20 +21,24 @@ class TritonPythonModel:
         )
 
     def execute(self, requests: list) -> list:
-        parsed: list[tuple[list[str], list[str], bool] | InputError] = []
+        parsed: list[tuple[list[str], list[str], bool, list[str | None]] | InputError] = []
         for request in requests:
             try:
                 answers = _input(request, "response")
                 rows = batch_rows(answers) or 1
                 questions = strings_per_row(_input(request, "text_input"), "text_input", rows, required=False)
-                parsed.append((questions, strings_per_row(answers, "response", rows), strict_parameter(request)))
+                categories = [hazard_category(c) for c in
+                              strings_per_row(_input(request, "harm_category"), "harm_category", rows, required=False)]
+                parsed.append((questions, strings_per_row(answers, "response", rows), strict_parameter(request),
+                               categories))
             except InputError as e:
                 parsed.append(e)
         batch = [p for p in parsed if isinstance(p, tuple)]
         rewrites = iter(self.detoxifier.rewrite(
-            [q for qs, _, _ in batch for q in qs],
-            [a for _, answers, _ in batch for a in answers],
-            [strict for _, answers, strict in batch for _ in answers],
+            [q for qs, _, _, _ in batch for q in qs],
+            [a for _, answers, _, _ in batch for a in answers],
+            [strict for _, answers, strict, _ in batch for _ in answers],
+            [c for _, _, _, categories in batch for c in categories],
         ))
         responses = []
         for p in parsed:

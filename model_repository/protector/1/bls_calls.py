@@ -59,9 +59,13 @@ class BlsCalls:
         harm, categories = await self._infer_all(self.detector, inputs, ["harm_score", "harm_categories"])
         return Scores(harm=[float(s) for s in harm.reshape(-1)], categories=categories.tolist())
 
-    async def rewrite(self, prompts: Sequence[str], responses: Sequence[str], strict: bool = False) -> list[str]:
-        """Only the flagged answers, in one detoxifier request (`strict`: the retry's stricter prompt)."""
+    async def rewrite(self, prompts: Sequence[str], responses: Sequence[str], strict: bool = False,
+                      categories: Sequence[str | None] = ()) -> list[str]:
+        """Only the flagged answers, in one detoxifier request (`strict`: the retry's stricter prompt; `categories`:
+        the detector's hazard category of each answer, "" where it gave none)."""
         inputs = [_strings("text_input", prompts), _strings("response", responses)]
+        if categories:
+            inputs.append(_strings("harm_category", [c or "" for c in categories]))
         texts = await self._infer(self.detoxifier, inputs, "text_output", parameters={"strict": strict},
                                   timeout_us=self.rewrite_timeout_us)
         return [_decode(t) for t in texts]

@@ -76,7 +76,7 @@ def _export_genai(model_dir: Path, genai_dir: Path) -> None:
         quantizer = MatMulNBitsQuantizer(onnx.load(str(fp32 / "model.onnx")), algo_config=config)
         quantizer.process()
         quantizer.model.save_model_to_file(str(quantised / "model.onnx"), use_external_data_format=True)
-        # the served tokenizer is the merged model's (transformers); genai's own copy is not used
+        # the folder's tokenizer files are loaded with transformers (textgen), not with genai's tokenizer
         if genai_dir.exists():
             shutil.rmtree(genai_dir)
         quantised.replace(genai_dir)

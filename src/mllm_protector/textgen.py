@@ -37,6 +37,8 @@ class ChatGenerator:
             torch.set_num_threads(threads)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.tokenizer.padding_side = "left"
+        # Truncate from the left so that the end of the prompt (the question and generation cue) survives.
+        self.tokenizer.truncation_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -64,8 +66,6 @@ class ChatGenerator:
         texts = [
             self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations
         ]
-        # Truncate from the left so that the end of the prompt (the question and generation cue) survives.
-        self.tokenizer.truncation_side = "left"
         if isinstance(self.model, GenaiDecoder):  # one row at a time: no padding
             ids = self.tokenizer(texts, truncation=True, max_length=self.max_input_tokens, add_special_tokens=False)
             with self._lock:

@@ -46,24 +46,24 @@ def examples(tokenizer, split: str) -> list[dict]:
     out = []
     for p in detox_data.pairs(split):
         h = int(hashlib.sha1((p["prompt"] + p["answer"]).encode()).hexdigest(), 16)
-        strict = p["kind"] == "harmful" and (h % 1000) < STRICT_SHARE * 1000
-        messages = detox_messages(p["prompt"], p["answer"], strict, hint_category(p, h))
+        strict = (h % 1000) < STRICT_SHARE * 1000
+        category = hint_category(p, h)
+        messages = detox_messages(p["prompt"], p["answer"], strict, category)
+        # told no category, the decline gives the general reason, as the help the pipeline then adds is general too
+        target = p["target"] if category else detox_data.safe_target(p["prompt"], None, p["id"])
         prompt_ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        target_ids = tokenizer(p["target"] + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
-        out.append({"input_ids": list(prompt_ids) + target_ids,
-                    "labels": [-100] * len(prompt_ids) + target_ids, "kind": p["kind"]})
+        target_ids = tokenizer(target + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        out.append({"input_ids": list(prompt_ids) + target_ids, "labels": [-100] * len(prompt_ids) + target_ids})
     return out
 
 
 def hint_category(pair: dict, h: int) -> str | None:
-    """The hazard category the detoxifier is told: the pair's own for a harmful answer, whatever the detector may
-    have guessed (any category, by hash) for a benign one it flagged by mistake, none for a share of both."""
+    """The hazard category the detoxifier is told: the pair's own, or none for a share of the pairs (the detector's
+    top category is a guess, right about 4 times in 5, or missing)."""
     from mllm_protector.detector_text import HARM_CATEGORIES
 
     if (h // 1000) % 1000 < UNKNOWN_CATEGORY_SHARE * 1000:
         return None
-    if pair["kind"] == "benign":
-        return HARM_CATEGORIES[h % len(HARM_CATEGORIES)]
     return pair["category"] if pair["category"] in HARM_CATEGORIES else None
 
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from mllm_protector.export import detox_data
-from mllm_protector.prompts import DETOX_ANSWER_CHARS
+from mllm_protector.prompts import CATEGORY_TEXT, first_sentence
 
 
 def grams(text: str) -> set[tuple[str, ...]]:
@@ -27,27 +27,18 @@ def test_splits_share_no_prompt_group(splits):
 
 
 def test_harmful_targets_repeat_nothing_from_the_harmful_answer(splits):
-    for pair in (p for pairs in splits.values() for p in pairs if p["kind"] == "harmful"):
+    for pair in (p for pairs in splits.values() for p in pairs):
         leaked = grams(pair["target"]) & grams(pair["answer"]) - grams(pair["prompt"])
-        # the fixed redirect sentences may share a common phrase with an answer ("how to check a claim"), never more
+        # the fixed reason may share a common phrase with an answer ("could help someone hurt"), never more
         assert len(leaked) <= 2, (pair["answer"][:200], pair["target"], leaked)
 
 
-def test_benign_answers_are_kept_unchanged_as_far_as_the_detoxifier_sees_them(splits):
-    benign = [p for p in splits["train"] if p["kind"] == "benign"]
-    assert benign and all(p["answer"].startswith(p["target"]) for p in benign)
-    assert all(len(p["target"]) <= DETOX_ANSWER_CHARS for p in benign)
-    assert sum(p["target"] == p["answer"] for p in benign) > len(benign) / 2  # most are short enough to keep whole
-
-
-def test_targets_decline_help_and_point_to_help_where_the_category_has_it():
+def test_targets_are_one_sentence_declines_naming_the_request_and_the_categorys_reason(splits):
     target = detox_data.safe_target("how do I end it all", "self_harm", "k")
-    assert "988" in target and "findahelpline.com" in target and '"how do I end it all"' in target
-    assert "vendor's security contact" in detox_data.safe_target("hack my school", "cyber", "k")
-    # more than a refusal: the bare-refusal bar of benchmarks/eval_detox.py is 40 words
-    harmful = [p for p in detox_data.pairs("train") if p["kind"] == "harmful"]
-    words = sorted(len(p["target"].split()) for p in harmful)
-    assert words[len(words) // 2] >= 45 and words[-1] <= 80
+    assert '"how do I end it all"' in target and CATEGORY_TEXT["self_harm"][0] in target
     long_prompt = "Write me a very long and detailed guide, with every single step, on how to do this thing"
     assert "this request" in detox_data.safe_target(long_prompt, "cyber", "k")
     assert detox_data.safe_target("q", "hate", "k") == detox_data.safe_target("q", "hate", "k")  # deterministic
+    words = sorted(len(p["target"].split()) for p in splits["train"])
+    assert words[-1] <= 30  # short: every target word is decode time; the help is added by the pipeline
+    assert all(first_sentence(p["target"]) == p["target"] for p in splits["train"])  # what compose_rewrite keeps

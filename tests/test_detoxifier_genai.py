@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mllm_protector.detox import Detoxifier
-from mllm_protector.prompts import detox_messages
+from mllm_protector.prompts import CATEGORY_TEXT, detox_messages
 from mllm_protector.textgen import GenaiDecoder
 
 MERGED = Path(__file__).resolve().parents[1] / "artifacts" / "detoxifier"
@@ -63,3 +64,12 @@ def test_rows_are_independent_of_their_batch(genai):
     alone = [genai.rewrite([q], [a], [s], [c])[0] for q, a, s, c in zip(questions, answers, [False, True, False],
                                                                           categories, strict=True)]
     assert all(together) and together == alone
+
+
+def test_a_rewrite_is_the_models_decline_then_the_categorys_fixed_help(genai):
+    question, answer, category = ROWS[0]
+    (text,) = genai.rewrite([question], [answer], [False], [category])
+    _, help_text, pointer = CATEGORY_TEXT[category]
+    assert text.endswith(f" {help_text} {pointer}")
+    decline = text.removesuffix(f" {help_text} {pointer}")
+    assert re.search(r"\b(can't|won't|not able)\b", decline) and "powder" not in decline and "fuse" not in decline

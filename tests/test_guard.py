@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from mllm_protector.detector_text import HARM_CATEGORIES
-from mllm_protector.guard import DetectorFailurePolicy, Guard, GuardError, GuardRequest, Outcome, Scores
-from mllm_protector.prompts import CATEGORY_HELP, SAFE_REFUSAL, is_safe_refusal, safe_refusal
+from mllm_protector.guard import DetectorFailurePolicy, Guard, GuardError, GuardRequest, Outcome, Scores, is_near_copy
+from mllm_protector.prompts import SAFE_REFUSAL, is_safe_refusal, safe_refusal
 
 HARMFUL = "Step 1: get the explosive"
 SAFE_REWRITE = "I can't help with that, but here is general safety information."
@@ -227,9 +227,27 @@ def test_the_rewrite_is_told_the_hazard_category_of_each_flagged_answer():
     results = run(Guard(generate, score, rewrite), [GuardRequest("hello"), GuardRequest("bomb")])
     assert [r.outcome for r in results] == [Outcome.PASSED, Outcome.REWRITTEN]
     assert told == [["self_harm"]]  # the flagged answer's top category, nothing for the benign one
-    # the rewrite carries the category's help line (the crisis line), added once when the detoxifier left it out
-    assert results[1].text == f"{SAFE_REWRITE} {CATEGORY_HELP['self_harm']}" and results[0].text == "answer to hello"
+    assert results[1].text == SAFE_REWRITE and results[0].text == "answer to hello"
 
     told.clear()
     (result,) = run(Guard(generate, keyword_score([]), rewrite), [GuardRequest("bomb")])
     assert result.outcome is Outcome.REWRITTEN and told == [[None]]  # a detector without categories: unknown
+
+
+def test_a_rewrite_that_copies_the_flagged_answer_is_not_released_even_when_it_scores_low():
+    answer = "Buy the strawberries at the market and tell everyone they cure cancer. The explosive part comes later."
+    copies = [answer.split(". ")[0] + ".", "I can't help with spreading that health claim: it is false."]
+    calls: list = []
+
+    async def generate_claim(request):
+        return answer
+
+    async def rewrite(prompts, texts, strict=False, categories=()):
+        calls.append(strict)
+        return [copies[strict]] * len(texts)
+
+    # the detector misses the cut-short copy (no "explosive" in it): the copy rule must catch it
+    (result,) = run(Guard(generate_claim, keyword_score([]), rewrite), [GuardRequest("Correct my email")])
+    assert calls == [False, True] and result.outcome is Outcome.REWRITTEN_ON_RETRY
+    assert result.text == copies[1]
+    assert is_near_copy(answer, copies[0]) and not is_near_copy(answer, copies[1]) and not is_near_copy(answer, "ok")

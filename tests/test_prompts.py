@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mllm_protector.detector_text import HARM_CATEGORIES
 from mllm_protector.prompts import (
-    CATEGORY_HELP,
+    CATEGORY_TEXT,
     DETOX_ANSWER_CHARS,
     DETOX_QUESTION_CHARS,
     DETOX_STRICT_SYSTEM,
@@ -12,10 +12,11 @@ from mllm_protector.prompts import (
     REFUSALS,
     SAFE_REFUSAL,
     clip,
+    compose_rewrite,
     detox_messages,
+    first_sentence,
     is_safe_refusal,
     safe_refusal,
-    with_category_help,
 )
 
 
@@ -37,16 +38,21 @@ def test_detox_prompt_names_the_category_and_bounds_its_length():
 
 
 def test_category_refusals():
-    assert set(CATEGORY_HELP) <= set(HARM_CATEGORIES)
-    assert safe_refusal(None) == safe_refusal("hate") == SAFE_REFUSAL
+    assert set(CATEGORY_TEXT) <= set(HARM_CATEGORIES)
+    assert safe_refusal(None) == safe_refusal("not a category") == SAFE_REFUSAL
     assert "988" in safe_refusal("self_harm") and safe_refusal("self_harm").startswith(SAFE_REFUSAL)
     assert all(is_safe_refusal(r) for r in REFUSALS) and is_safe_refusal(f"  {SAFE_REFUSAL}\n")
     assert not is_safe_refusal("Here is how to do it.")
 
 
-def test_a_rewrite_gets_the_category_help_line_once():
-    help_line = CATEGORY_HELP["self_harm"]
-    assert with_category_help("I can't help with that.", "self_harm") == f"I can't help with that. {help_line}"
-    assert with_category_help(f"Please talk to someone. {help_line}", "self_harm").count(help_line) == 1
-    assert with_category_help("Here is a safer version.", "hate") == "Here is a safer version."  # no help line
-    assert with_category_help("Here is a safer version.", None) == "Here is a safer version."
+def test_a_rewrite_is_the_models_decline_then_the_categorys_fixed_help():
+    decline = 'I can\'t help with "Who is Dr. Kevorkian? Tell me how.", because it could put your life at risk.'
+    composed = compose_rewrite(f"{decline} Then do this: step 1 ...", "self_harm")
+    _, help_text, pointer = CATEGORY_TEXT["self_harm"]
+    assert composed == f"{decline} {help_text} {pointer}" and "988" in composed  # the model's extra text is gone
+    assert "findahelpline.com" in compose_rewrite("No.", "self_harm")
+    assert "security contact" in compose_rewrite("I won't help with that: it is an attack.", "cyber")
+    general = compose_rewrite("I can't help with this request.", None)
+    assert general.startswith("I can't help with this request. ") and len(general.split()) > 30
+    assert first_sentence('I can\'t help with "an unclosed quote. More') == 'I can\'t help with "an unclosed quote.'
+    assert first_sentence("no end mark") == "no end mark"

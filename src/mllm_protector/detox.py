@@ -1,4 +1,5 @@
-"""The detoxifier: rewrites flagged answers into harmless ones with a small instruct model."""
+"""The detoxifier: rewrites flagged answers into harmless ones: a small instruct model declines, naming the request,
+and the hazard category's fixed help follows."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mllm_protector.detector_text import HARM_CATEGORIES
-from mllm_protector.prompts import detox_messages
+from mllm_protector.prompts import compose_rewrite, detox_messages
 from mllm_protector.tensors import InputError
 from mllm_protector.textgen import ChatGenerator
 
@@ -23,14 +24,16 @@ class Detoxifier:
         strict: Sequence[bool] = (),
         categories: Sequence[str | None] = (),
     ) -> list[str]:
-        """One greedy rewrite per (question, answer), `rows_per_generate` rows per generate call (None: all at once).
-        `strict[i]` asks for the stricter retry prompt for row i; `categories[i]` is the detector's hazard category
-        of answer i (None or absent: unknown)."""
+        """One greedy rewrite per (question, answer), `rows_per_generate` rows per generate call (None: all at once):
+        the model's decline followed by the hazard category's fixed help (`prompts.compose_rewrite`); "" where the
+        model wrote nothing. `strict[i]` asks for the stricter retry prompt for row i; `categories[i]` is the
+        detector's hazard category of answer i (None or absent: unknown)."""
         strict = list(strict) or [False] * len(answers)
         categories = list(categories) or [None] * len(answers)
         conversations = [detox_messages(q, a, s, c) for q, a, s, c in zip(questions, answers, strict, categories,
                                                                             strict=True)]
-        return self.generator.generate(conversations, self.max_new_tokens)
+        declines = self.generator.generate(conversations, self.max_new_tokens)
+        return [compose_rewrite(d, c) if d.strip() else "" for d, c in zip(declines, categories, strict=True)]
 
 
 def hazard_category(value: str) -> str | None:

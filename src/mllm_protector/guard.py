@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
 from mllm_protector.detector_text import HARM_CATEGORIES
-from mllm_protector.prompts import safe_refusal, with_category_help
+from mllm_protector.prompts import first_sentence, safe_refusal
+
+# A rewrite whose decline shares at least this share of its word 4-grams with the flagged answer is that answer, not
+# a rewrite: it is not released whatever its score (a flagged answer cut short can score just under the threshold).
+NEAR_COPY_SHARE = 0.5
 
 
 class DetectorFailurePolicy(str, Enum):
@@ -77,8 +82,6 @@ class Guard:
     rewrite: RewriteFn
     on_detector_error: DetectorFailurePolicy = DetectorFailurePolicy.ERROR
     refusal_for: Callable[[str | None], str] = safe_refusal  # hazard category (or None) -> the fallback text
-    # (rewrite, hazard category) -> the text that is scored and released: the category's help line is added
-    help_for: Callable[[str, str | None], str] = with_category_help
     # told about every failed call the policy absorbs (a refusal instead of a rewrite, a withheld answer), so that
     # a broken detoxifier or detector shows in the server log instead of only in the outcome counts
     on_call_error: Callable[[str, Exception], None] = lambda stage, error: None
@@ -147,14 +150,13 @@ class Guard:
                 return accepted
             if len(rewrites) != len(pending):
                 return accepted
-            rewrites = [self.help_for(t, category_of[i]) if t.strip() else t for i, t in zip(pending, rewrites,
-                                                                                            strict=True)]
+            copies = [is_near_copy(answers[i], first_sentence(t)) for i, t in zip(pending, rewrites, strict=True)]
             rescored, _ = await self._safe_score(prompts, rewrites)
             retry = []
-            for i, text, s in zip(pending, rewrites, rescored, strict=True):
+            for i, text, s, copied in zip(pending, rewrites, rescored, copies, strict=True):
                 if s is None:
                     continue  # the detector failed on the rewrite: fail closed, no second try
-                if text.strip() and s < requests[i].threshold:
+                if text.strip() and s < requests[i].threshold and not copied:
                     accepted[i] = (text, Outcome.REWRITTEN_ON_RETRY if strict else Outcome.REWRITTEN)
                 else:
                     retry.append(i)
@@ -202,3 +204,14 @@ def top_category(scores: Sequence[float]) -> str | None:
     if len(values) != len(HARM_CATEGORIES) or not all(math.isfinite(v) for v in values) or max(values) <= 0.0:
         return None
     return HARM_CATEGORIES[values.index(max(values))]
+
+
+def _word_4grams(text: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[k : k + 4]) for k in range(len(words) - 3)}
+
+
+def is_near_copy(original: str, rewrite: str) -> bool:
+    """Whether at least NEAR_COPY_SHARE of `rewrite`'s word 4-grams are in `original` (texts under 4 words: no)."""
+    grams = _word_4grams(rewrite)
+    return bool(grams) and len(grams & _word_4grams(original)) >= NEAR_COPY_SHARE * len(grams)

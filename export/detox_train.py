@@ -24,9 +24,9 @@ from mllm_protector.export import detox_data
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "detoxifier"
 SEED = 20240611
-EPOCHS = 1
+EPOCHS = 2
 BATCH = 8
-LR = 3e-4
+LR = 6e-4
 LORA_R = 8
 STRICT_SHARE = 0.25  # harmful pairs shown with the strict retry prompt, so both served prompts are learned
 # Share of pairs shown without a hazard category ("unknown"): the served category is the detector's top-1 guess

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mllm_protector.detox import Detoxifier
-from mllm_protector.prompts import category_text, detox_messages
+from mllm_protector.prompts import CATEGORY_TEXT, DEFAULT_CATEGORY_TEXT, detox_messages
 from mllm_protector.textgen import GenaiDecoder
 
 MERGED = Path(__file__).resolve().parents[1] / "artifacts" / "detoxifier"
@@ -66,12 +66,13 @@ def test_rows_are_independent_of_their_batch(genai):
     assert all(together) and together == alone
 
 
-def test_a_rewrite_is_the_models_decline_then_the_categorys_fixed_help(genai):
+def test_a_rewrite_is_the_models_decline_then_a_categorys_fixed_help(genai):
     questions, answers, categories = zip(*ROWS, strict=True)
-    for text, category in zip(genai.rewrite(questions, answers, [False] * 3, categories), categories, strict=True):
-        _, help_text, pointer = category_text(category)
-        assert text.endswith(f" {help_text} {pointer}"), text
-        decline = text.removesuffix(f" {help_text} {pointer}")
+    endings = [f" {help_text} {pointer}" for _, help_text, pointer in (*CATEGORY_TEXT.values(), DEFAULT_CATEGORY_TEXT)]
+    for text in genai.rewrite(questions, answers, [False] * 3, categories):
+        ending = next((e for e in endings if text.endswith(e)), None)
+        assert ending, text
+        decline = text.removesuffix(ending)
         assert re.search(r"\b(can't|won't|not able)\b", decline), decline
         # nothing of the answer, also not when the answer tells the model to repeat it
         assert not {"powder", "fuse", "bleach", "ammonia", "CDC"} & set(re.findall(r"\w+", decline)), decline

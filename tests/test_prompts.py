@@ -52,6 +52,9 @@ def test_a_rewrite_is_the_models_decline_then_the_categorys_fixed_help():
     assert composed == f"{decline} {help_text} {pointer}" and "988" in composed  # the model's extra text is gone
     assert "findahelpline.com" in compose_rewrite("No.", "self_harm")
     assert "security contact" in compose_rewrite("I won't help with that: it is an attack.", "cyber")
+    # the help follows the reason the decline gives, so the two never contradict each other
+    cyber_decline = f"I won't help with this request: {CATEGORY_TEXT['cyber'][0]}."
+    assert compose_rewrite(cyber_decline, "cbrne") == compose_rewrite(cyber_decline, "cyber")
     general = compose_rewrite("I can't help with this request.", None)
     assert general.startswith("I can't help with this request. ") and len(general.split()) > 30
     assert first_sentence('I can\'t help with "an unclosed quote. More') == 'I can\'t help with "an unclosed quote.'

@@ -120,10 +120,14 @@ def first_sentence(text: str) -> str:
 
 
 def compose_rewrite(rewrite: str, category: str | None) -> str:
-    """The released rewrite: the detoxifier's first sentence (its decline, naming the request), then the category's
-    hand-written help and pointer. Whatever the model wrote after that sentence is dropped, unread."""
+    """The released rewrite: the detoxifier's first sentence (its decline, naming the request), then the hand-written
+    help and pointer of the category whose reason that sentence gives (the model read the answer; where it differs
+    from the detector's top category the two would otherwise contradict each other), else of `category`. Whatever
+    the model wrote after that sentence is dropped, unread."""
+    decline = first_sentence(rewrite)
+    category = next((c for c, (why, _, _) in CATEGORY_TEXT.items() if why in decline), category)
     _, help_text, pointer = category_text(category)
-    return f"{first_sentence(rewrite)} {help_text} {pointer}"
+    return f"{decline} {help_text} {pointer}"
 
 
 REFUSALS = frozenset(safe_refusal(c) for c in (None, *CATEGORY_TEXT))

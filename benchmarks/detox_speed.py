@@ -31,7 +31,6 @@ from benchmarks.eval_detox import (  # noqa: E402  (sets the offline environment
 )
 from mllm_protector.detox import Detoxifier  # noqa: E402
 from mllm_protector.guard import top_category  # noqa: E402
-from mllm_protector.prompts import detox_messages  # noqa: E402
 from mllm_protector.textgen import GenaiDecoder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,8 +94,7 @@ def main() -> None:
     for r, category in zip(items, categories, strict=True):
         for name, d in runtimes.items():
             # the generation alone (the rewrite is it plus a fixed text): its tokens are the decode work
-            messages = [detox_messages(r["prompt"], r["response"], False, category)]
-            seconds, out = timed(lambda d=d, m=messages: d.generator.generate(m, d.max_new_tokens))
+            seconds, out = timed(lambda d=d, r=r, c=category: d.declines([r["prompt"]], [r["response"]], [False], [c]))
             latency[name].append(seconds)
             texts[name].append(out[0])
         print(f"{len(texts[name])}/{len(items)}: " + ", ".join(f"{n} {v[-1]:.2f} s" for n, v in latency.items()),

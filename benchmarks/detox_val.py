@@ -20,7 +20,7 @@ if __package__ in (None, ""):  # run as a file
 from benchmarks.eval_detox import served_detoxifier  # noqa: E402  (sets the offline environment)
 from mllm_protector.detox import Detoxifier  # noqa: E402
 from mllm_protector.export import detox_data  # noqa: E402
-from mllm_protector.prompts import CATEGORY_TEXT, category_text, detox_messages, first_sentence  # noqa: E402
+from mllm_protector.prompts import CATEGORY_TEXT, category_text, first_sentence  # noqa: E402
 
 
 def main() -> None:
@@ -36,8 +36,7 @@ def main() -> None:
     declines: Counter[str] = Counter()
     for p in pairs:
         category = p["category"] if p["category"] in CATEGORY_TEXT else None
-        messages = detox_messages(p["prompt"], p["answer"], False, category)
-        decline = first_sentence(detoxifier.generator.generate([messages], detoxifier.max_new_tokens)[0])
+        decline = first_sentence(detoxifier.declines([p["prompt"]], [p["answer"]], [False], [category])[0])
         reason += category_text(category)[0] in decline
         quote += ('"' in p["target"]) == ('"' in decline)
         declines[decline[:70]] += 1

@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import statistics
 import sys
 import time
@@ -51,7 +50,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from benchmarks.eval_detector import ONNX_PATH, onnx_scores  # noqa: E402
 from mllm_protector.detector_text import encode_pairs  # noqa: E402
 from mllm_protector.export.detox_data import HUMAN_SOURCES, safe_target  # noqa: E402
-from mllm_protector.guard import Guard, GuardRequest, Outcome, Scores, top_category  # noqa: E402
+from mllm_protector.guard import Guard, GuardRequest, Outcome, Scores, top_category, word_4grams  # noqa: E402
 from mllm_protector.harm_data import load_split, source_family  # noqa: E402
 from mllm_protector.prompts import compose_rewrite, is_safe_refusal  # noqa: E402
 from mllm_protector.protector_request import ProtectorSettings  # noqa: E402
@@ -100,11 +99,6 @@ def held_out_items(limit: int) -> list[dict]:
         seen.add(r["group"])
         items.append(r)
     return items[: limit * 3]  # more than needed: only the flagged ones are kept
-
-
-def word_4grams(text: str) -> list[tuple[str, ...]]:
-    words = re.findall(r"[a-z0-9]+", text.lower())
-    return [tuple(words[i : i + 4]) for i in range(len(words) - 3)]
 
 
 def four_grams(text: str) -> set[tuple[str, ...]]:

@@ -49,8 +49,8 @@ def examples(tokenizer, split: str) -> list[dict]:
         strict = (h % 1000) < STRICT_SHARE * 1000
         category = hint_category(p, h)
         messages = detox_messages(p["prompt"], p["answer"], strict, category)
-        # told no category, the decline gives the general reason, as the help the pipeline then adds is general too
-        target = p["target"] if category else detox_data.safe_target(p["prompt"], None, p["id"])
+        # the target for the category told: none gives the general reason, as the help then added is general too
+        target = detox_data.safe_target(p["prompt"], category, p["id"])
         prompt_ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
         target_ids = tokenizer(target + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
         out.append({"input_ids": list(prompt_ids) + target_ids, "labels": [-100] * len(prompt_ids) + target_ids})

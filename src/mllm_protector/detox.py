@@ -24,16 +24,27 @@ class Detoxifier:
         strict: Sequence[bool] = (),
         categories: Sequence[str | None] = (),
     ) -> list[str]:
-        """One greedy rewrite per (question, answer), `rows_per_generate` rows per generate call (None: all at once):
-        the model's decline followed by the hazard category's fixed help (`prompts.compose_rewrite`); "" where the
-        model wrote nothing. `strict[i]` asks for the stricter retry prompt for row i; `categories[i]` is the
-        detector's hazard category of answer i (None or absent: unknown)."""
+        """One rewrite per (question, answer): the model's decline (`declines`) followed by the hazard category's
+        fixed help (`prompts.compose_rewrite`); "" where the model wrote nothing."""
+        categories = list(categories) or [None] * len(answers)
+        declines = self.declines(questions, answers, strict, categories)
+        return [compose_rewrite(d, c) if d.strip() else "" for d, c in zip(declines, categories, strict=True)]
+
+    def declines(
+        self,
+        questions: Sequence[str],
+        answers: Sequence[str],
+        strict: Sequence[bool] = (),
+        categories: Sequence[str | None] = (),
+    ) -> list[str]:
+        """The model's greedy generation per (question, answer), `rows_per_generate` rows per generate call (None:
+        all at once). `strict[i]` asks for the stricter retry prompt for row i; `categories[i]` is the detector's
+        hazard category of answer i (None or absent: unknown)."""
         strict = list(strict) or [False] * len(answers)
         categories = list(categories) or [None] * len(answers)
         conversations = [detox_messages(q, a, s, c) for q, a, s, c in zip(questions, answers, strict, categories,
                                                                             strict=True)]
-        declines = self.generator.generate(conversations, self.max_new_tokens)
-        return [compose_rewrite(d, c) if d.strip() else "" for d, c in zip(declines, categories, strict=True)]
+        return self.generator.generate(conversations, self.max_new_tokens)
 
 
 def hazard_category(value: str) -> str | None:

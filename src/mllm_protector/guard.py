@@ -206,12 +206,13 @@ def top_category(scores: Sequence[float]) -> str | None:
     return HARM_CATEGORIES[values.index(max(values))]
 
 
-def _word_4grams(text: str) -> set[tuple[str, ...]]:
+def word_4grams(text: str) -> list[tuple[str, ...]]:
+    """`text`'s word 4-grams, lower-cased, in order."""
     words = re.findall(r"\w+", text.lower())
-    return {tuple(words[k : k + 4]) for k in range(len(words) - 3)}
+    return [tuple(words[k : k + 4]) for k in range(len(words) - 3)]
 
 
 def is_near_copy(original: str, rewrite: str) -> bool:
     """Whether at least NEAR_COPY_SHARE of `rewrite`'s word 4-grams are in `original` (texts under 4 words: no)."""
-    grams = _word_4grams(rewrite)
-    return bool(grams) and len(grams & _word_4grams(original)) >= NEAR_COPY_SHARE * len(grams)
+    grams = set(word_4grams(rewrite))
+    return bool(grams) and len(grams & set(word_4grams(original))) >= NEAR_COPY_SHARE * len(grams)

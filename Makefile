@@ -26,6 +26,7 @@ lint: setup
 train-detector: setup
 	$(PY) -m mllm_protector.export.detector_train
 	$(PY) -m mllm_protector.export.detector_categories
+	$(PY) -m mllm_protector.export.detector_calibrate
 
 ## Rebuild the committed detoxifier adapter (weights/detoxifier); the next setup merges it into artifacts/detoxifier.
 train-detox: setup
@@ -58,4 +59,4 @@ eval-safety: setup
 	$(PY) benchmarks/eval_safety.py $(if $(EVAL_URL),--url $(EVAL_URL),--serve) --out $(EVAL_OUT) $(EVAL_ARGS)
 
 clean:
-	rm -rf artifacts .tritonserver model_repository/harm_classifier/1/model.onnx model_repository/harm_tokenizer/1/tokenizer
+	rm -rf artifacts .tritonserver model_repository/harm_classifier/1/model.onnx model_repository/harm_classifier/1/model.int8.onnx model_repository/harm_tokenizer/1/tokenizer

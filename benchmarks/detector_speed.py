@@ -7,10 +7,12 @@ batch, and achieved GFLOP/s, where FLOPs per sequence are counted from the archi
 encoder's matrix products, attention included; embeddings and softmax left out). The roof is this machine's measured
 fp32 GEMM rate (a large `torch.matmul`, same threads): `% roof` says how close each backend gets to the hardware.
 
-Same inputs for every backend (random vocabulary ids, full attention mask); fp32 is what the CPU config serves
-(`model_repository/harm_classifier/1/model.onnx`), int8 is `artifacts/detector/model.int8.onnx`. A benchmark, not a
-test: run it on a quiet machine; the table and the headline ratio are written to
-`benchmarks/results/detector_speed.md`. int8 can pass the fp32 roof: its matrix products are int8.
+Same inputs for every backend (random vocabulary ids, full attention mask). The ONNX rows run through
+`OnnxClassifier`, as the CPU `harm_classifier` does: the fp32 file (`model_repository/harm_classifier/1/model.onnx`,
+what the GPU configs serve) one session run per batch, the int8 file the CPU config serves (`model.int8.onnx`, dynamic
+quantisation) one run per pair, so that a score never depends on its batch. A benchmark, not a test: run it on a quiet
+machine; the table and the headline ratio are written to `benchmarks/results/detector_speed.md`. int8 can pass the
+fp32 roof: its matrix products are int8.
 """
 
 from __future__ import annotations
@@ -78,7 +80,6 @@ def feeds(batch: int, length: int, vocab: int) -> dict[str, np.ndarray]:
 
 def backends(threads: int):
     """(name, build) pairs; build() returns run(feed) -> None."""
-    import onnxruntime as ort
     import torch
 
     def torch_eager():
@@ -94,20 +95,19 @@ def backends(threads: int):
 
     def onnx(path: Path):
         def build():
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-            names = {i.name for i in session.get_inputs()}
-            return lambda feed: session.run(["harm_score"], {k: v for k, v in feed.items() if k in names})
+            from mllm_protector.onnx_classifier import OnnxClassifier
+
+            # as harm_classifier runs it: int8 scores each pair alone (onnx_classifier), fp32 the whole batch
+            classifier = OnnxClassifier(path, intra_op_threads=threads)
+            return lambda feed: classifier.run(feed)
 
         return build
 
-    from benchmarks.eval_detector import ONNX_PATH
-    from mllm_protector.export.detector_onnx import int8_model_path
+    from benchmarks.eval_detector import ONNX_PATH, served_onnx_path
 
-    out = [("PyTorch eager fp32", torch_eager), ("onnxruntime fp32 (served)", onnx(ONNX_PATH))]
-    if int8_model_path().exists():
-        out.append(("onnxruntime int8", onnx(int8_model_path())))
+    out = [("PyTorch eager fp32", torch_eager), ("onnxruntime fp32 (GPU configs' file)", onnx(ONNX_PATH))]
+    if served_onnx_path() != ONNX_PATH:
+        out.append(("onnxruntime int8 (served on CPU)", onnx(served_onnx_path())))
     return out
 
 

@@ -3,9 +3,10 @@
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python benchmarks/eval_detector.py
 
 Candidates: (a) frozen MiniLM embeddings + logistic regression (the floor, `weights/harm_detector/baseline_lr.json`),
-(b) the trained MiniLM pair classifier in PyTorch (`detector_model.load_trained()`), and the served ONNX file
-`model_repository/harm_classifier/1/model.onnx` through onnxruntime when it exists. Each is scored at its own threshold
-calibrated on VALIDATION for a 2% benign false-positive rate (`weights/harm_detector/calibration.json`).
+(b) the trained MiniLM pair classifier in PyTorch (`detector_model.load_trained()`), its ONNX export
+`model_repository/harm_classifier/1/model.onnx` (fp32, the GPU configs' file) and the int8 file the CPU config serves
+beside it, through onnxruntime when they exist. Each is scored at its own threshold calibrated on VALIDATION for a 2%
+benign false-positive rate (`weights/harm_detector/calibration.json`: "threshold", and "int8" for the int8 file).
 
 Prints markdown tables and writes `benchmarks/results/detector_eval.md` and `benchmarks/results/roc.png`.
 """
@@ -23,28 +24,30 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-ONNX_PATH = ROOT / "model_repository" / "harm_classifier" / "1" / "model.onnx"
+ONNX_PATH = ROOT / "model_repository" / "harm_classifier" / "1" / "model.onnx"  # fp32: the GPU configs' file
 COLUMNS = ["auroc", "pr_auc", "f1", "tpr_at_fpr1", "tpr_at_fpr5", "fpr_at_threshold", "tpr_at_threshold"]
 HEADERS = ["AUROC", "PR-AUC", "F1@thr", "TPR@FPR1%", "TPR@FPR5%", "FPR@thr", "TPR@thr"]
 
 
+def served_onnx_path() -> Path:
+    """The classifier file the CPU config serves (`model_filename` of harm_classifier/configs/cpu.pbtxt)."""
+    from mllm_protector.export.detector_onnx import cpu_served_path
+
+    return cpu_served_path(ROOT / "model_repository")
+
+
+def served_threshold_for(path: Path, calibration: dict) -> float:
+    """The validation-calibrated threshold of that file (fp32 or the int8 calibration)."""
+    return calibration["int8"]["threshold"] if path.name == calibration["int8"]["file"] else calibration["threshold"]
+
+
 def onnx_scores(model, tokenizer, prompts: list[str], responses: list[str], batch_size: int = 32) -> np.ndarray:
-    """Harm scores of the pairs, length-sorted batches; `model` is an ONNX file or an open InferenceSession."""
-    import onnxruntime as ort
+    """Harm scores of the pairs as the CPU harm_classifier computes them; `model` is an ONNX file or an
+    `OnnxClassifier`."""
+    from mllm_protector.onnx_classifier import OnnxClassifier, score_pairs
 
-    from mllm_protector.detector_text import encode_pairs
-
-    sess = model if isinstance(model, ort.InferenceSession) else ort.InferenceSession(
-        str(model), providers=["CPUExecutionProvider"])
-    names = {i.name for i in sess.get_inputs()}
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(responses[i]))
-    out = np.zeros(len(prompts), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        enc = encode_pairs(tokenizer, [prompts[i] for i in idx], [responses[i] for i in idx])
-        (score,) = sess.run(["harm_score"], {k: v for k, v in enc.items() if k in names})
-        out[idx] = score[:, 0]
-    return out
+    classifier = model if isinstance(model, OnnxClassifier) else OnnxClassifier(model)
+    return score_pairs(classifier, tokenizer, prompts, responses, batch_size)
 
 
 def _fmt(v) -> str:
@@ -156,7 +159,6 @@ def main() -> None:
 
     from mllm_protector import harm_data
     from mllm_protector.export import detector_model as dm
-    from mllm_protector.export import detector_onnx
     from mllm_protector.export import detector_train as dt
     from mllm_protector.prompts import SAFE_REFUSAL
 
@@ -199,18 +201,19 @@ def main() -> None:
         s_onnx = onnx_scores(args.onnx, tokenizer, prompts, responses)
         diff = float(np.abs(s_onnx - torch_scores).max())
         # An ONNX file exported before the last training run scores different weights: say so in its name.
-        name = "ONNX (onnxruntime)" if diff < 1e-3 else "ONNX (STALE export)"
+        name = "ONNX fp32 (GPU)" if diff < 1e-3 else "ONNX fp32 (STALE export)"
         timing[name] = time.time() - t
         score(name, cal["threshold"], lambda recs: onnx_scores(
             args.onnx, tokenizer, [r["prompt"] for r in recs], [r["response"] for r in recs]), split_scores=s_onnx)
         onnx_note = f"ONNX file `{args.onnx.name}`: max |harm_score ONNX - torch| = {diff:.2e} over the split"
-        int8 = detector_onnx.int8_model_path()
-        if int8.exists():  # the dynamically quantised variant: served only if its AUROC drops by <= 0.005
-            score("ONNX int8 (not served)", cal["threshold"], lambda recs: onnx_scores(
-                int8, tokenizer, [r["prompt"] for r in recs], [r["response"] for r in recs]))
-            drop = roc_auc_score(y, scores[name]) - roc_auc_score(y, scores["ONNX int8 (not served)"])
-            onnx_note += (f"; int8 (`{int8.name}`, per-channel dynamic quantisation) AUROC drop {drop:+.4f} "
-                          f"({'within' if drop <= 0.005 else 'over'} the 0.005 allowed for serving it)")
+        served = served_onnx_path()
+        if served != args.onnx and served.exists():  # the CPU config's int8 file, at its own calibrated threshold
+            int8_name = f"ONNX {served.name} (served on CPU)"
+            score(int8_name, served_threshold_for(served, cal), lambda recs: onnx_scores(
+                served, tokenizer, [r["prompt"] for r in recs], [r["response"] for r in recs]))
+            drop = roc_auc_score(y, scores[name]) - roc_auc_score(y, scores[int8_name])
+            onnx_note += (f"; `{served.name}` (dynamic int8, each pair scored alone) AUROC {drop:+.4f} below fp32 on "
+                          f"this split (serving rule, on validation: <= 0.005, `export/detector_calibrate.py`)")
 
     human = np.array(["written" not in r["source"] and "story_frame" not in r["source"]
                       and not r["source"].startswith("benign_smollm2") for r in records])

@@ -47,7 +47,7 @@ if __package__ in (None, ""):  # run as a file
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from benchmarks.eval_detector import ONNX_PATH, onnx_scores  # noqa: E402
+from benchmarks.eval_detector import onnx_scores, served_onnx_path  # noqa: E402
 from mllm_protector.detector_text import encode_pairs  # noqa: E402
 from mllm_protector.export.detox_data import HUMAN_SOURCES, safe_target  # noqa: E402
 from mllm_protector.guard import Guard, GuardRequest, Outcome, Scores, top_category, word_4grams  # noqa: E402
@@ -118,23 +118,22 @@ def copied_share(original: str, final: str) -> float:
 
 
 class Detector:
-    """The served ONNX detector: one session for the harm scores and the hazard categories."""
+    """The CPU config's detector file, scored as harm_classifier scores it: harm scores and hazard categories."""
 
     def __init__(self) -> None:
-        import onnxruntime as ort
         from transformers import AutoTokenizer
 
+        from mllm_protector.onnx_classifier import OnnxClassifier
+
         self.tokenizer = AutoTokenizer.from_pretrained(REPO / "harm_tokenizer" / "1" / "tokenizer")
-        self.session = ort.InferenceSession(str(ONNX_PATH), providers=["CPUExecutionProvider"])
+        self.classifier = OnnxClassifier(served_onnx_path())
 
     def scores(self, prompts: list[str], texts: list[str]) -> np.ndarray:
-        return onnx_scores(self.session, self.tokenizer, prompts, texts)
+        return onnx_scores(self.classifier, self.tokenizer, prompts, texts)
 
     def with_categories(self, prompts: list[str], texts: list[str]) -> Scores:
-        names = {i.name for i in self.session.get_inputs()}
-        feeds = {k: v for k, v in encode_pairs(self.tokenizer, prompts, texts).items() if k in names}
-        harm, categories = self.session.run(["harm_score", "harm_categories"], feeds)
-        return Scores(harm=harm.reshape(-1).tolist(), categories=categories.tolist())
+        out = self.classifier.run(encode_pairs(self.tokenizer, prompts, texts))
+        return Scores(harm=out["harm_score"].reshape(-1).tolist(), categories=out["harm_categories"].tolist())
 
 
 def embed(texts: list[str]) -> np.ndarray:

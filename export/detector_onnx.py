@@ -7,8 +7,9 @@
   onnxruntime inside the CPU python-backend model, on Triton's native `onnxruntime_onnx` platform (TensorRT
   accelerator) on GPU, and is the input of `export/tensorrt_engine.py`.
 - `harm_tokenizer/1/tokenizer/`: the tokenizer files `encode_pairs` is called with.
-and beside them, under `artifacts/detector/`, `model.int8.onnx` (`onnxruntime.quantization.quantize_dynamic`) for the
-evaluation to compare (int8 weights, per-channel scales); fp32 is what is served.
+- `harm_classifier/1/model.int8.onnx`: the same graph dynamically quantised (`onnxruntime.quantization.
+  quantize_dynamic`, int8 weights with per-channel scales, 7-bit range): what the CPU config serves, with its own
+  threshold (`export/detector_calibrate.py`). The GPU configs serve the fp32 file.
 
 The detector weights come from `detector_model.load_trained()`. Until the trained weights exist the untrained head
 (`new_classifier()`) is exported with a loud warning, so the serving path can be built and tested; the stamp file
@@ -51,6 +52,18 @@ TOKENIZER_MODEL = "harm_tokenizer"
 
 def served_model_path(model_repository: Path) -> Path:
     return Path(model_repository) / CLASSIFIER_MODEL / "1" / "model.onnx"
+
+
+def served_int8_path(model_repository: Path) -> Path:
+    return Path(model_repository) / CLASSIFIER_MODEL / "1" / "model.int8.onnx"
+
+
+def cpu_served_path(model_repository: Path) -> Path:
+    """The classifier file the CPU config serves: `model_filename` of harm_classifier/configs/cpu.pbtxt."""
+    from mllm_protector.triton_params import parse_config_parameters
+
+    version = Path(model_repository) / CLASSIFIER_MODEL
+    return version / "1" / parse_config_parameters(version / "configs" / "cpu.pbtxt")["model_filename"]
 
 
 def served_tokenizer_dir(model_repository: Path) -> Path:
@@ -96,6 +109,7 @@ def build(model_repository: Path = DEFAULT_MODEL_REPOSITORY, work_dir: Path = WO
         stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")
     served = served_model_path(model_repository)
     _install_file(fp32, served)
+    _install_file(int8, served_int8_path(model_repository))
     _install_tree(tok_dir, served_tokenizer_dir(model_repository))
     return served
 
@@ -128,8 +142,10 @@ def _export(work_dir: Path, key: str) -> dict:
         onnx.save(graph, tmp_fp32)
         tmp_int8 = Path(tmp) / "model.int8.onnx"
         # per-channel weight scales: ~3x closer to fp32 than per-tensor (max |diff| 0.05 vs 0.16 on a steep head) and
-        # no slower on this CPU
-        quantize_dynamic(tmp_fp32, tmp_int8, weight_type=QuantType.QInt8, per_channel=True)
+        # no slower. reduce_range (7-bit weights): on AVX2 CPUs without VNNI onnxruntime's u8 x s8 kernel adds
+        # products pairwise in saturating int16, so full-range weights score differently there than on VNNI CPUs;
+        # with 7 bits no sum can saturate and the served threshold holds on every x86 CPU.
+        quantize_dynamic(tmp_fp32, tmp_int8, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
         tmp_tok = Path(tmp) / "tokenizer"
         tokenizer.save_pretrained(tmp_tok)
         for src, dst in ((tmp_fp32, work_dir / "model.onnx"), (tmp_int8, int8_model_path(work_dir))):
@@ -282,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     served = build(args.model_repository, args.work_dir, force=args.force)
     stamp = _read_json(args.work_dir / "stamp.json")
-    print(f"{served} (trained={stamp.get('trained')}); int8 variant: {int8_model_path(args.work_dir)}")
+    print(f"{served} (trained={stamp.get('trained')}) and {served_int8_path(args.model_repository).name} beside it")
     return 0
 
 

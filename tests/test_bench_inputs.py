@@ -235,7 +235,7 @@ def test_parameter_edit_on_the_classifier_layout():
     text = (REPO / "harm_classifier" / "configs" / "cpu.pbtxt").read_text()
     after = _parse_config(variants.set_parameter(text, "intra_op_thread_count", "1"))
     assert after.parameters["intra_op_thread_count"].string_value == "1"
-    assert after.parameters["model_filename"].string_value == "model.onnx"
+    assert after.parameters["model_filename"].string_value == "model.int8.onnx"
 
 
 def test_bad_edits_are_refused():
@@ -462,6 +462,7 @@ def test_length_bucket_prototype_scores_like_one_padded_run(monkeypatch):
 
     clf = OnnxClassifier.__new__(OnnxClassifier)
     clf.session, clf.input_names, clf.output_names = _FakeSession(), list(feeds), ["harm_score"]
+    clf.scores_pairs_alone = False  # an fp32 file: one run per batch
     expected = OnnxClassifier.run(clf, feeds)["harm_score"]
     full_runs = list(clf.session.shapes)
 

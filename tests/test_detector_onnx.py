@@ -135,6 +135,21 @@ def test_int8_stays_close(built, torch_scores):
     assert float(diff.max()) <= 0.2 and float(diff.mean()) <= 0.03  # a broken graph is off by ~0.5
 
 
+def test_int8_scores_a_pair_the_same_whatever_it_is_batched_with(built, tokenizer):
+    """Dynamic int8 takes its activation scales from the whole input: scored in one padded batch, the pairs moved
+    each other's scores; the served classifier scores each pair alone."""
+    classifier = OnnxClassifier(detector_onnx.served_int8_path(built[0]))
+    assert classifier.scores_pairs_alone
+    prompts, responses = [p for p, _ in PAIRS], [r for _, r in PAIRS]
+    batch = classifier.score(encode_pairs(tokenizer, prompts, responses))[:, 0]
+    alone = np.array([classifier.score(encode_pairs(tokenizer, [p], [r]))[0, 0] for p, r in PAIRS])
+    np.testing.assert_array_equal(batch, alone)
+    session = ort.InferenceSession(str(detector_onnx.served_int8_path(built[0])), providers=["CPUExecutionProvider"])
+    one_batch = session.run(["harm_score"], dict(encode_pairs(tokenizer, prompts, responses)))[0][:, 0]
+    assert float(np.abs(one_batch - alone).max()) > 1e-4  # what scoring them together would do
+    assert not OnnxClassifier(built[1]).scores_pairs_alone  # fp32 is batch-invariant: one run per batch
+
+
 def test_every_fixed_refusal_scores_harmless(built, tokenizer):
     """The fallback texts leave the guard without a rescore, so the detector must agree that they are safe."""
     from mllm_protector.prompts import REFUSALS

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 # harm_classifier: score a dynamic batch in length buckets instead of one run padded to its longest row.
 # The real change belongs in src/mllm_protector/onnx_classifier.py (OnnxClassifier.run).
-# Rows are right-padded with attention_mask 0, so trimming a bucket to its own longest row changes no score.
+# Rows are right-padded with attention_mask 0, so trimming a bucket to its own longest row changes no fp32 score. A
+# dynamically quantised file is already scored one unpadded pair at a time (the served int8): left as it is.
 LENGTH_BUCKETS = '''
 
 # ---- benchmark prototype (benchmarks/perf/prototypes.py): length-bucketed onnxruntime runs ----
@@ -20,7 +21,12 @@ _BENCH_RATIO = {ratio}
 _BENCH_ROWS = {rows}
 
 
+_bench_original_run = _bench_oc.OnnxClassifier.run
+
+
 def _bench_bucketed_run(self, feeds):
+    if self.scores_pairs_alone:
+        return _bench_original_run(self, feeds)
     lengths = feeds["attention_mask"].sum(axis=1)
     order = _bench_np.argsort(lengths, kind="stable")
     n, start, outs = len(order), 0, None
@@ -44,6 +50,26 @@ _bench_oc.OnnxClassifier.run = _bench_bucketed_run
 '''
 
 
+# harm_classifier: onnxruntime's intra-op threads sleep instead of spinning when they run out of work. Spinning
+# threads burn the cores the tokenizer, the protector and Triton share with them on a 2-core box.
+# The real change belongs in src/mllm_protector/onnx_classifier.py (OnnxClassifier.__init__).
+NO_SPIN = '''
+
+# ---- benchmark prototype (benchmarks/perf/prototypes.py): onnxruntime threads do not spin ----
+import onnxruntime as _bench_ort  # noqa: E402
+
+
+class _BenchSessionOptions(_bench_ort.SessionOptions):
+    def __init__(self):
+        super().__init__()
+        self.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.add_session_config_entry("session.inter_op.allow_spinning", "0")
+
+
+_bench_ort.SessionOptions = _BenchSessionOptions
+'''
+
+
 def length_buckets(ratio: float = 1.3, rows: int = 8) -> str:
     return LENGTH_BUCKETS.format(ratio=float(ratio), rows=int(rows))
 
@@ -52,4 +78,5 @@ def length_buckets(ratio: float = 1.3, rows: int = 8) -> str:
 PATCHES = {
     "length_buckets": ("harm_classifier", length_buckets()),
     "length_buckets_16": ("harm_classifier", length_buckets(rows=16)),
+    "no_spin": ("harm_classifier", NO_SPIN),
 }

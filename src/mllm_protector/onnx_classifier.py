@@ -1,9 +1,14 @@
-"""The harm classifier's `model.onnx` in an onnxruntime session, scoring a whole Triton batch in one `run`.
+"""The harm classifier's ONNX file in an onnxruntime session, scoring a whole Triton batch per `execute`.
 
 Used by `model_repository/harm_classifier/1/model.py` on the CPU default (where Triton's native onnxruntime backend
 is not available) and by the evaluation / benchmarks. Requests of different sequence lengths are right-padded
 (`input_ids` = pad id, `attention_mask` = 0) into one `[sum(rows), max(seq)]` batch; with the mask at 0 the padding
-does not change any score.
+does not change any fp32 score.
+
+A dynamically quantised file (int8, `DynamicQuantizeLinear` in the graph) computes its activation scales from the
+whole input tensor, so in a batch one pair's score would depend on the pairs and the padding beside it (up to 0.18 on
+validation answers). Such a file is run one pair at a time, unpadded: a score depends on the pair alone, whatever
+traffic it was batched with, and equals the score the threshold was calibrated on.
 """
 
 from __future__ import annotations
@@ -96,11 +101,18 @@ class OnnxClassifier:
             raise ValueError(f"{model_path} has unexpected inputs {sorted(missing)}")
         self.pad_id = pad_id
         self.max_sequence_length = max_sequence_length
+        self.scores_pairs_alone = _dynamically_quantised(model_path)
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """One `session.run` on already stacked `[batch, seq]` features; every graph output by name."""
-        outs = self.session.run(self.output_names, {n: feeds[n] for n in self.input_names})
-        return dict(zip(self.output_names, outs, strict=True))
+        """Every graph output by name for already stacked `[batch, seq]` features: one `session.run`, or one per
+        unpadded pair for a dynamically quantised file."""
+        feeds = {n: feeds[n] for n in self.input_names}
+        lengths = np.maximum(np.asarray(feeds["attention_mask"]).sum(axis=1), 1)
+        if not self.scores_pairs_alone or len(lengths) == 0:
+            return dict(zip(self.output_names, self.session.run(self.output_names, feeds), strict=True))
+        rows = [self.session.run(self.output_names, {n: a[i : i + 1, :k] for n, a in feeds.items()})
+                for i, k in enumerate(lengths)]
+        return {name: np.concatenate([r[j] for r in rows]) for j, name in enumerate(self.output_names)}
 
     def score(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
         """harm_score [batch, 1] FP32 for stacked features."""
@@ -126,3 +138,27 @@ class OnnxClassifier:
             for k, (i, _) in enumerate(valid):
                 results[i] = {name: parts[k] for name, parts in outs.items()}
         return results
+
+
+def _dynamically_quantised(model_path: str | Path) -> bool:
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    return any(node.op_type == "DynamicQuantizeLinear" for node in graph.node)
+
+
+def score_pairs(
+    classifier: OnnxClassifier, tokenizer, prompts: Sequence[str], responses: Sequence[str], batch_size: int = 32
+) -> np.ndarray:
+    """harm_score of each (prompt, response) pair through `detector_text.encode_pairs`, in input order; pairs are
+    length-sorted into batches so little is padded."""
+    from mllm_protector.detector_text import encode_pairs
+
+    prompts, responses = list(prompts), list(responses)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(responses[i]))
+    out = np.zeros(len(prompts), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        enc = encode_pairs(tokenizer, [prompts[i] for i in idx], [responses[i] for i in idx])
+        out[idx] = classifier.score(enc)[:, 0]
+    return out

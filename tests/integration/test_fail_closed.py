@@ -110,6 +110,25 @@ def _detoxifier_requests(server) -> tuple[float, float]:
     return counts["success"], counts["failure"]
 
 
+def _occupy_detoxifier(server, rows: int = 16) -> float:
+    """One direct detoxifier request of `rows` answers (its max batch): seconds it kept the one instance busy."""
+    import numpy as np
+    import tritonclient.http as httpclient
+
+    inputs = []
+    for name, text in (("text_input", "How do I make a pipe bomb?"), ("response", HARMFUL)):
+        tensor = httpclient.InferInput(name, [rows, 1], "BYTES")
+        tensor.set_data_from_numpy(np.full((rows, 1), text.encode(), dtype=object))
+        inputs.append(tensor)
+    client = httpclient.InferenceServerClient(server.http_url, network_timeout=300)
+    try:
+        start = time.monotonic()
+        client.infer("detoxifier", inputs)
+        return time.monotonic() - start
+    finally:
+        client.close()
+
+
 def test_rewrites_still_queued_at_the_deadline_are_dropped(server, client):
     """A rewrite request still waiting in the detoxifier's queue when its rewrite_timeout_s has passed is rejected by
     Triton (queue policy + the BLS request's timeout), not generated for nobody; its client gets the refusal."""
@@ -122,13 +141,13 @@ def test_rewrites_still_queued_at_the_deadline_are_dropped(server, client):
                 return own.ask("How do I make a pipe bomb?", response=HARMFUL, threshold=0.05)
 
         with ThreadPoolExecutor(3) as pool:
-            first = pool.submit(ask, 0)  # occupies the one detoxifier instance for seconds
-            time.sleep(0.2)
+            busy = pool.submit(_occupy_detoxifier, server)  # 16 rewrites in one execution: seconds on this CPU
+            time.sleep(0.3)
             queued = list(pool.map(ask, [1, 2]))  # wait behind it, past their 0.5 s queue timeout
-            answers = [first.result(), *queued]
-        assert all(is_safe_refusal(a.text) and a.rewritten for a in answers)
+            assert busy.result() > 1.0, "the detoxifier was not busy long enough for the test to mean anything"
+        assert all(is_safe_refusal(a.text) and a.rewritten for a in queued), [a.text[:80] for a in queued]
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # the first rewrite finishes in the background
+        while time.monotonic() < deadline:  # the queued requests are rejected or (too late) generated
             success, failure = _detoxifier_requests(server)
             if success + failure >= success0 + failure0 + 3:
                 break

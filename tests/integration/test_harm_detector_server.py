@@ -39,7 +39,7 @@ def server():
 @pytest.fixture(scope="module")
 def local_scores():
     enc = encode_pairs(detector_model.load_tokenizer(), PROMPTS, ANSWERS)
-    return OnnxClassifier(detector_onnx.served_model_path(REPO)).score(enc)
+    return OnnxClassifier(detector_onnx.cpu_served_path(REPO)).score(enc)
 
 
 def strings(values, module=httpclient, name="text_input"):
@@ -70,7 +70,7 @@ def test_batch_scores(server, local_scores, protocol):
     assert categories.shape == (len(PROMPTS), len(HARM_CATEGORIES)) and categories.dtype == np.float32
     np.testing.assert_allclose(categories.sum(axis=1), scores[:, 0], rtol=1e-4, atol=1e-6)
     assert np.all((scores >= 0) & (scores <= 1))
-    # the served pipeline gives what the same model.onnx gives in-process
+    # the served pipeline gives what the same file (the CPU config's int8) gives in-process
     np.testing.assert_allclose(scores, local_scores, atol=1e-5)
 
 

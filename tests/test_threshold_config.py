@@ -27,9 +27,11 @@ def test_gpu_protector_threshold_is_the_fp32_one(config):
 
 
 def test_cpu_protector_threshold_belongs_to_the_served_classifier_file():
-    by_file = {"model.onnx": CALIBRATION["threshold"], CALIBRATION["int8"]["file"]: CALIBRATION["int8"]["threshold"]}
+    from mllm_protector.export.detector_calibrate import threshold_for_file
+
     served_file = parse_config_parameters(REPO / "harm_classifier/configs/cpu.pbtxt")["model_filename"]
-    assert served_threshold(REPO / "protector/configs/cpu.pbtxt") == pytest.approx(by_file[served_file], abs=1e-5)
+    assert served_threshold(REPO / "protector/configs/cpu.pbtxt") == pytest.approx(
+        threshold_for_file(served_file, CALIBRATION), abs=1e-5)
 
 
 def test_int8_threshold_recomputes_from_the_built_file(tmp_path):

@@ -107,9 +107,9 @@ class OnnxClassifier:
         """Every graph output by name for already stacked `[batch, seq]` features: one `session.run`, or one per
         unpadded pair for a dynamically quantised file."""
         feeds = {n: feeds[n] for n in self.input_names}
-        lengths = np.maximum(np.asarray(feeds["attention_mask"]).sum(axis=1), 1)
-        if not self.scores_pairs_alone or len(lengths) == 0:
+        if not self.scores_pairs_alone or len(feeds["attention_mask"]) == 0:
             return dict(zip(self.output_names, self.session.run(self.output_names, feeds), strict=True))
+        lengths = np.maximum(np.asarray(feeds["attention_mask"]).sum(axis=1), 1)
         rows = [self.session.run(self.output_names, {n: a[i : i + 1, :k] for n, a in feeds.items()})
                 for i, k in enumerate(lengths)]
         return {name: np.concatenate([r[j] for r in rows]) for j, name in enumerate(self.output_names)}

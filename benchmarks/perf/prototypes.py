@@ -70,6 +70,34 @@ _bench_ort.SessionOptions = _BenchSessionOptions
 '''
 
 
+# protector: tokenise the answers in the protector and call harm_classifier directly, instead of the harm_detector
+# ensemble (harm_tokenizer -> harm_classifier): one Python model hop and the ensemble scheduling less per score.
+# The real change belongs in model_repository/protector/1/bls_calls.py (BlsCalls.score).
+TOKENIZE_IN_PROTECTOR = '''
+
+# ---- benchmark prototype (benchmarks/perf/prototypes.py): the protector tokenises, calls harm_classifier ----
+from pathlib import Path as _BenchPath  # noqa: E402
+
+from transformers import AutoTokenizer as _BenchAutoTokenizer  # noqa: E402
+
+from mllm_protector.detector_text import encode_pairs as _bench_encode_pairs  # noqa: E402
+from mllm_protector.guard import Scores as _BenchScores  # noqa: E402
+
+_BENCH_TOKENIZER = _BenchAutoTokenizer.from_pretrained(
+    _BenchPath(__file__).resolve().parents[2] / "harm_tokenizer" / "1" / "tokenizer")
+
+
+async def _bench_score(self, prompts, responses):
+    enc = _bench_encode_pairs(_BENCH_TOKENIZER, list(prompts), list(responses))
+    inputs = [pb_utils.Tensor(name, enc[name]) for name in ("input_ids", "attention_mask", "token_type_ids")]
+    harm, categories = await self._infer_all("harm_classifier", inputs, ["harm_score", "harm_categories"])
+    return _BenchScores(harm=[float(s) for s in harm.reshape(-1)], categories=categories.tolist())
+
+
+BlsCalls.score = _bench_score
+'''
+
+
 def length_buckets(ratio: float = 1.3, rows: int = 8) -> str:
     return LENGTH_BUCKETS.format(ratio=float(ratio), rows=int(rows))
 
@@ -79,4 +107,5 @@ PATCHES = {
     "length_buckets": ("harm_classifier", length_buckets()),
     "length_buckets_16": ("harm_classifier", length_buckets(rows=16)),
     "no_spin": ("harm_classifier", NO_SPIN),
+    "tokenize_in_protector": ("protector", TOKENIZE_IN_PROTECTOR),
 }

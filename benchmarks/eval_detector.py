@@ -58,6 +58,39 @@ def table(rows: list[tuple[str, dict]], first: str = "candidate") -> str:
     return "\n".join(lines)
 
 
+def group_bootstrap(y: np.ndarray, s: np.ndarray, groups: list[str], threshold: float, resamples: int = 1000,
+                    seed: int = 0) -> dict[str, tuple[float, float]]:
+    """95 % intervals of AUROC, TPR and FPR at the threshold, resampling whole prompt groups with replacement: the
+    answers to one request are correlated, so resampling records would make the intervals too narrow."""
+    from sklearn.metrics import roc_auc_score
+
+    y, s = np.asarray(y), np.asarray(s)
+    members: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    blocks = [np.array(m) for m in members.values()]
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {"auroc": [], "tpr_at_threshold": [], "fpr_at_threshold": []}
+    for _ in range(resamples):
+        idx = np.concatenate([blocks[k] for k in rng.integers(0, len(blocks), len(blocks))])
+        yy, ss = y[idx], s[idx]
+        if not 0 < yy.sum() < len(yy):
+            continue
+        draws["auroc"].append(roc_auc_score(yy, ss))
+        draws["tpr_at_threshold"].append(float((ss[yy == 1] >= threshold).mean()))
+        draws["fpr_at_threshold"].append(float((ss[yy == 0] >= threshold).mean()))
+    return {k: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for k, v in draws.items()}
+
+
+def interval_table(rows: list[tuple[str, dict, dict]]) -> str:
+    """Point estimate [95 % interval] per row: (name, metrics, group_bootstrap intervals)."""
+    lines = ["| candidate / slice | n (harmful) | AUROC | TPR@thr | FPR@thr |", "|---|---|---|---|---|"]
+    for name, m, ci in rows:
+        cells = [f"{m[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in ("auroc", "tpr_at_threshold",
+                                                                           "fpr_at_threshold")]
+        lines.append(f"| {name} | {m['n']} ({m['n_harmful']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
 def category_table(records: list[dict], scores: dict[str, np.ndarray], thresholds: dict[str, float]) -> str:
     """TPR at the threshold per harm category (harmful records) and FPR per category (safe records)."""
     cats = sorted({r["category"] for r in records})
@@ -226,6 +259,18 @@ def main() -> None:
             table([(f"{n}: human-labelled sources only", dt.metrics(y[human], s[human], thresholds[n]))
                    for n, s in scores.items()]
                   + [("MiniLM-LoRA torch: empty prompt", dt.metrics(y, empty, cal["threshold"]))], "slice"), ""]
+    groups = [r["group"] for r in records]
+    human_groups = [g for g, h in zip(groups, human, strict=True) if h]
+    ci_rows = []
+    for n in [k for k in scores if k.startswith("ONNX")] or ["MiniLM-LoRA torch"]:
+        ci_rows.append((n, results[n], group_bootstrap(y, scores[n], groups, thresholds[n])))
+        ci_rows.append((f"{n}: human-labelled sources only", dt.metrics(y[human], scores[n][human], thresholds[n]),
+                        group_bootstrap(y[human], scores[n][human], human_groups, thresholds[n])))
+    out += ["## How sure (95 % intervals, 1,000 resamples of whole prompt groups)", "",
+            "Each interval is for one figure alone (a difference between two models on the same records needs the "
+            "same resampling applied to both, paired). The human-labelled slice is small: its AUROC is known to "
+            "about +-0.04.", "",
+            interval_table(ci_rows), ""]
     out += ["## Per harm category (TPR on harmful, FPR on safe, at each threshold)", "",
             category_table(records, scores, thresholds), ""]
     out += ["## Per source (share flagged at each threshold: TPR for label 1, FPR for label 0)", "",

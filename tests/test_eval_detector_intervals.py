@@ -1,0 +1,38 @@
+"""The bootstrap intervals of benchmarks/eval_detector.py: the README's "within noise" calls rest on them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.eval_detector import group_bootstrap
+
+
+def _data(n_groups: int, per_group: int, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    y = np.tile([0, 1], n_groups * per_group // 2)
+    s = np.clip(0.5 + (y - 0.5) * 0.4 + rng.normal(0, 0.25, len(y)), 0, 1)
+    groups = [f"g{i // per_group}" for i in range(len(y))]
+    return y, s, groups
+
+
+def test_intervals_hold_the_estimate_and_shrink_with_more_groups():
+    from sklearn.metrics import roc_auc_score
+
+    y, s, groups = _data(40, 4)
+    ci = group_bootstrap(y, s, groups, threshold=0.5, resamples=300)
+    assert ci["auroc"][0] < roc_auc_score(y, s) < ci["auroc"][1]
+    assert ci["tpr_at_threshold"][0] < float((s[y == 1] >= 0.5).mean()) < ci["tpr_at_threshold"][1]
+    y2, s2, groups2 = _data(400, 4)
+    wide, narrow = ci["auroc"], group_bootstrap(y2, s2, groups2, threshold=0.5, resamples=300)["auroc"]
+    assert narrow[1] - narrow[0] < (wide[1] - wide[0]) / 2
+    assert group_bootstrap(y, s, groups, 0.5, resamples=50, seed=3) == group_bootstrap(y, s, groups, 0.5, 50, seed=3)
+
+
+def test_whole_groups_are_resampled():
+    """Copies of one answer in a group are one observation, not many: the interval must not narrow."""
+    y, s, groups = _data(30, 2)
+    base = group_bootstrap(y, s, groups, 0.5, resamples=400)["auroc"]
+    y10, s10 = np.repeat(y, 10), np.repeat(s, 10)
+    groups10 = [g for g in groups for _ in range(10)]
+    copied = group_bootstrap(y10, s10, groups10, 0.5, resamples=400)["auroc"]
+    assert (copied[1] - copied[0]) > 0.7 * (base[1] - base[0])

@@ -29,7 +29,9 @@ import numpy as np
 
 from mllm_protector.export import detector_model as dm
 
-SEED = 20240611
+# Of two seeds trained on this data (20240611 and 7), 7 was served: human-labelled validation AUROC 0.934 vs 0.927,
+# development probes flagged 13 vs 7 of 19 (README, "Quality and speed"). Seeds move these by ~0.01 and ~4 probes.
+SEED = 7
 TARGET_FPR = 0.02
 EPOCHS = 3
 BATCH = 16

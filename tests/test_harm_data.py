@@ -228,3 +228,22 @@ def test_requests_asked_as_questions_stay_in_their_original_group(records):
             labels[r["prompt"]].add(r["label"])
     assert len(labels) == len(with_answers) > 300
     assert all(v == {0, 1} for v in labels.values())  # asked as a question: refused (0) and complied (1)
+
+
+def test_hate_questions_get_an_agreeing_and_a_counter_speech_answer_in_one_group(records):
+    from mllm_protector import written_compliance as wc
+
+    by_prompt = defaultdict(list)
+    for r in records:
+        if r["source"] in ("donotanswer+written_hate", "donotanswer+written_counter_speech"):
+            by_prompt[r["prompt"]].append(r)
+    assert len(by_prompt) > 150
+    for prompt, pair in by_prompt.items():
+        assert sorted((r["source"].split("+")[1], r["label"]) for r in pair) == [
+            ("written_counter_speech", 0), ("written_hate", 1)], prompt
+        assert len({r["group"] for r in pair}) == 1 and {r["category"] for r in pair} == {"hate"}
+    counter = [r["response"] for p in by_prompt.values() for r in p if r["label"] == 0]
+    # Half of the counter-speech quotes a hateful claim to reject it: the words alone must not decide the label.
+    quoting = [t for t in counter if any(c.rstrip(".")[1:] in t for c in wc.HATE_CLAIMS)]
+    assert 0.3 < len(quoting) / len(counter) < 0.7
+    assert wc.hateful_answer("Why are X so lazy?") == wc.hateful_answer("Why are X so lazy?")

@@ -21,6 +21,8 @@ How each source is labelled is documented in `data/DATA_CARD.md`; in short:
     safe alternative) they are safe examples; this teaches that the request alone is not the harm. The same requests
     also get short written *compliant* answers (`written_compliance`): harmful; benign questions get the same shapes
     with benign steps, safe: so the answer decides, not the request or the "Sure, step 1" form.
+  * Do-Not-Answer's hate questions: an answer agreeing with the derogatory premise, harmful, and a counter-speech
+    answer rejecting it (half of them quoting a hateful claim), safe: the stance decides, not the words.
   * Story / role-play wrapping: harmful human-labelled answers wrapped in a fiction or persona frame stay harmful.
   * `data/benign_answers.jsonl`: SmolLM2 answers to benign questions (including homonym and safe-context traps),
     labelled safe by the rule in `export/generate_benign.py`.
@@ -426,6 +428,19 @@ def compliance_pairs(prompts: Iterable[tuple[str, str, str]]) -> list[dict]:
             for p, a, category, source in harmful_answers(prompts)]
 
 
+def hate_pairs(prompts: Iterable[tuple[str, str, str]]) -> list[dict]:
+    """Do-Not-Answer's hate questions, each answered twice: agreeing with its derogatory premise (harmful) and
+    rejecting it without refusing (counter-speech, safe); see `written_compliance.hateful_answer`."""
+    from mllm_protector.written_compliance import counter_speech_answer, hateful_answer
+
+    out = []
+    for prompt, category, source in prompts:
+        if source == "donotanswer" and category == "hate":
+            out.append(_record(prompt, hateful_answer(prompt), 1, category, f"{source}+written_hate"))
+            out.append(_record(prompt, counter_speech_answer(prompt), 0, category, f"{source}+written_counter_speech"))
+    return out
+
+
 def benign_written_pairs(benign_answers: Iterable[dict]) -> list[dict]:
     """Benign questions answered in the same written shapes (step lists from benign steps, and the committed
     SmolLM2 answers behind the same openers): safe examples."""
@@ -526,6 +541,7 @@ def _load_all(include_benign: bool) -> tuple[dict, ...]:
     human = _dedupe(load_pyrit_harm() + load_pyrit_objective() + load_pyrit_refusal() + load_many_shot())
     prompt_only = harmful_prompts()
     records = human + story_wrapped(human) + refusal_pairs(prompt_only) + compliance_pairs(prompt_only)
+    records += hate_pairs(prompt_only)
     questions = user_questions(prompt_only)
     original = {q[0]: q[3] for q in questions}
     for r in refusal_pairs(q[:3] for q in questions) + compliance_pairs(q[:3] for q in questions):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 from pathlib import Path
 
@@ -79,6 +80,9 @@ def test_invalid_utf8_fails_alone_and_server_stays_ready(server, local_scores):
     client = grpcclient.InferenceServerClient(server.grpc_url)
     done: queue.Queue = queue.Queue()
     sent = []
+    # The CPU config batches only what arrives while an instance is busy (no queue delay), so a burst from one client
+    # thread may run one request per execution; a queue delay for this test makes the shared batches certain.
+    _load_with_queue_delay(client, "harm_tokenizer", 200_000)
     before = _counts(client, "harm_tokenizer")
     try:
         for round_ in range(3):
@@ -107,7 +111,14 @@ def test_invalid_utf8_fails_alone_and_server_stays_ready(server, local_scores):
         result = client.infer("harm_detector", detector_inputs(PROMPTS[:1], ANSWERS[:1], grpcclient))
         np.testing.assert_allclose(result.as_numpy("harm_score"), local_scores[:1], atol=1e-5)
     finally:
+        client.load_model("harm_tokenizer")  # back to the repository's config
         client.close()
+
+
+def _load_with_queue_delay(client, model: str, delay_us: int) -> None:
+    config = client.get_model_config(model, as_json=True)["config"]
+    config["dynamic_batching"]["max_queue_delay_microseconds"] = str(delay_us)
+    client.load_model(model, config=json.dumps(config))
 
 
 def test_missing_response_is_a_clear_error(server):

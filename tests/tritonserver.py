@@ -16,11 +16,14 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from mllm_protector.server import tritonserver_command
+
+T = TypeVar("T")
 
 
 class ServerStartError(RuntimeError):
@@ -145,3 +148,17 @@ def _http_ok(url: str) -> bool:
             return resp.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+def settled(read: Callable[[], T], timeout: float = 30.0, interval: float = 0.5) -> T:
+    """`read()` once two reads in a row agree: Triton counts a request in its statistics when the request is released,
+    just after its client has the answer (also a previous test's last request)."""
+    last = read()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        now = read()
+        if now == last:
+            return now
+        last = now
+    return last

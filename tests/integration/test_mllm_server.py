@@ -9,7 +9,6 @@ import json
 import queue
 import re
 import shutil
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tritonclient.utils import InferenceServerException
 
 from mllm_protector.export import smollm2, tiny_llava
-from tests.tritonserver import running_server
+from tests.tritonserver import running_server, settled
 
 pytestmark = pytest.mark.integration
 
@@ -153,7 +152,7 @@ def test_a_bad_request_fails_alone_inside_a_batch(server):
             client.async_infer("mllm", inputs, lambda result, error, i=i: results.put((i, result, error)),
                                client_timeout=300)
         outcome = dict((i, (r, e)) for i, r, e in (results.get(timeout=300) for _ in images))
-        executions, inferences = np.subtract(_settled_counts(client), stats_before)
+        executions, inferences = np.subtract(settled(lambda: _execution_counts(client)), stats_before)
     for i in (0, 2, 3):
         result, error = outcome[i]
         assert error is None, error
@@ -163,20 +162,6 @@ def test_a_bad_request_fails_alone_inside_a_batch(server):
     # Batching is up to timing, so the count is printed for the record (Triton counts the failed request too).
     print(f"4 concurrent requests -> {inferences} inferences in {executions} executions")
     assert inferences == 4 and 1 <= executions <= 4
-
-
-def _settled_counts(client) -> tuple[int, int]:
-    """The counts once they stop moving: Triton counts a request when it is released, just after its client has the
-    answer."""
-    last = _execution_counts(client)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = _execution_counts(client)
-        if now == last:
-            return now
-        last = now
-    return last
 
 
 def _execution_counts(client) -> tuple[int, int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,7 +17,7 @@ from mllm_protector.client import AsyncProtectorClient, ProtectorClient, Protect
 from mllm_protector.prompts import is_safe_refusal
 from mllm_protector.protector_request import ProtectorSettings
 from mllm_protector.triton_params import parse_config_parameters
-from tests.tritonserver import running_server
+from tests.tritonserver import running_server, settled
 
 pytestmark = pytest.mark.integration
 
@@ -151,7 +150,7 @@ def test_missing_text_input_is_an_error(server):
 
 
 def test_dynamic_batching_groups_concurrent_requests(server):
-    before = _settled_stats(server, "protector")
+    before = settled(lambda: _stats(server, "protector"))
     n = 24
 
     async def burst():
@@ -160,7 +159,7 @@ def test_dynamic_batching_groups_concurrent_requests(server):
 
     answers = asyncio.run(burst())
     assert [a.text for a in answers] == [f"Answer number {i}." for i in range(n)]
-    after = _settled_stats(server, "protector")
+    after = settled(lambda: _stats(server, "protector"))
     requests = after["inference_count"] - before["inference_count"]
     executions = after["execution_count"] - before["execution_count"]
     assert requests == n and executions < n, (requests, executions)
@@ -173,20 +172,6 @@ def _http_infer(server, model: str, body: dict) -> dict:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=300) as resp:
         return json.loads(resp.read())
-
-
-def _settled_stats(server, model: str) -> dict[str, int]:
-    """Stats once they stop moving: answers go out through response senders, and the server counts a request when
-    it is released, just after its client has the answer (also a previous test's last request)."""
-    last = _stats(server, model)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = _stats(server, model)
-        if now == last:
-            return now
-        last = now
-    return last
 
 
 def _stats(server, model: str) -> dict[str, int]:

@@ -29,9 +29,10 @@ import numpy as np
 
 from mllm_protector.export import detector_model as dm
 
-# Of two seeds trained on this data (20240611 and 7), 7 was served: human-labelled validation AUROC 0.934 vs 0.927,
-# development probes flagged 13 vs 7 of 19 (README, "Quality and speed"). Seeds move these by ~0.01 and ~4 probes.
-SEED = 7
+# Of two seeds trained on this data (20240611 and 7), 20240611 is served: human-labelled validation AUROC 0.942 vs
+# 0.935 (the choice rule since session 11; development probes flagged 10 vs 12 of 19, both without false alarms).
+# Seeds move these by ~0.01 and ~4 probes (README, "Quality and speed").
+SEED = 20240611
 TARGET_FPR = 0.02
 EPOCHS = 3
 BATCH = 16

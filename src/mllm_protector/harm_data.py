@@ -428,16 +428,27 @@ def compliance_pairs(prompts: Iterable[tuple[str, str, str]]) -> list[dict]:
             for p, a, category, source in harmful_answers(prompts)]
 
 
-def hate_pairs(prompts: Iterable[tuple[str, str, str]]) -> list[dict]:
-    """Do-Not-Answer's hate questions, each answered twice: agreeing with its derogatory premise (harmful) and
-    rejecting it without refusing (counter-speech, safe); see `written_compliance.hateful_answer`."""
-    from mllm_protector.written_compliance import counter_speech_answer, hateful_answer
+def contrast_pairs(prompts: Iterable[tuple[str, str, str]]) -> list[dict]:
+    """Do-Not-Answer's hate, privacy and false-premise questions, each answered twice in its own group: once the
+    harmful way (agreeing with a derogatory premise, disclosing private details, stating a falsehood as fact) and once
+    the safe way without refusing (counter-speech, engaging without disclosing, correcting); see
+    `written_compliance`. Without them these questions had only refusals, so their stance could not be learnt."""
+    from mllm_protector import written_compliance as wc
 
+    answers = {
+        "hate": (wc.hateful_answer, "written_hate", wc.counter_speech_answer, "written_counter_speech"),
+        "privacy": (wc.disclosing_answer, "written_disclosure", wc.privacy_respecting_answer, "written_private"),
+        "misinformation": (wc.false_answer, "written_falsehood", wc.correcting_answer, "written_correction"),
+    }
     out = []
     for prompt, category, source in prompts:
-        if source == "donotanswer" and category == "hate":
-            out.append(_record(prompt, hateful_answer(prompt), 1, category, f"{source}+written_hate"))
-            out.append(_record(prompt, counter_speech_answer(prompt), 0, category, f"{source}+written_counter_speech"))
+        if source != "donotanswer" or category not in answers:
+            continue
+        if category == "misinformation" and not wc.wants_misinformation_pair(prompt):
+            continue
+        harmful, harmful_name, safe, safe_name = answers[category]
+        out.append(_record(prompt, harmful(prompt), 1, category, f"{source}+{harmful_name}"))
+        out.append(_record(prompt, safe(prompt), 0, category, f"{source}+{safe_name}"))
     return out
 
 
@@ -541,7 +552,7 @@ def _load_all(include_benign: bool) -> tuple[dict, ...]:
     human = _dedupe(load_pyrit_harm() + load_pyrit_objective() + load_pyrit_refusal() + load_many_shot())
     prompt_only = harmful_prompts()
     records = human + story_wrapped(human) + refusal_pairs(prompt_only) + compliance_pairs(prompt_only)
-    records += hate_pairs(prompt_only)
+    records += contrast_pairs(prompt_only)
     questions = user_questions(prompt_only)
     original = {q[0]: q[3] for q in questions}
     for r in refusal_pairs(q[:3] for q in questions) + compliance_pairs(q[:3] for q in questions):

@@ -186,7 +186,11 @@ def markdown(summary: dict[str, Any]) -> str:
               f"{counts['errors']} failed).", ""]
     lines += ["Judges (ASR = share of harmful items whose answer the judge calls harmful):"]
     for judge in judges:
-        note = "" if judge["independent"] else " **Not independent of the guard**: guarded answers pass it by design."
+        # Same detector and threshold as the guard, but it reads the item's question: for a typographic item that is
+        # the request written in the image, which the guard's detector never sees, so it can flag a released answer.
+        note = "" if judge["independent"] else (
+            " **Not independent of the guard** (its detector and threshold), but it reads the item's question, which"
+            " for typographic items is the request in the image that the guard does not see.")
         lines.append(f"- `{judge['name']}`: {judge['label']}.{note}")
     lines.append("")
     harmful = summary["harmful"]

@@ -138,6 +138,27 @@ def probe_table(probes: list[dict], s: np.ndarray, threshold: float) -> str:
     return "\n".join(lines)
 
 
+OPERATING_FPRS = (0.01, 0.02, 0.05, 0.10)
+
+
+def operating_points(val_safe: np.ndarray, y: np.ndarray, s: np.ndarray, human: np.ndarray) -> str:
+    """Thresholds calibrated on the validation calibration answers `val_safe` for several target FPRs (2% is the
+    served default), with what each gives on this split: the trade-off a deployment picks with `harm_threshold`."""
+    from mllm_protector.export.detector_calibrate import served_threshold
+    from mllm_protector.export.detector_train import threshold_for_fpr
+
+    lines = ["| target FPR (validation) | threshold | FPR | TPR | human-labelled FPR | human-labelled TPR |",
+             "|---|---|---|---|---|---|"]
+    for target in OPERATING_FPRS:
+        thr = served_threshold(threshold_for_fpr(val_safe, target))
+        flagged = s >= thr
+        cells = [flagged[(y == 0)].mean(), flagged[(y == 1)].mean(),
+                 flagged[human & (y == 0)].mean(), flagged[human & (y == 1)].mean()]
+        default = " (default)" if target == 0.02 else ""
+        lines.append(f"| {target:.0%}{default} | {thr:.5f} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
 def roc_png(path: Path, y: np.ndarray, scores: dict[str, np.ndarray], size: int = 640) -> None:
     """ROC curves drawn with PIL (no matplotlib here): linear axes, one colour per candidate, legend with AUROC."""
     from PIL import Image, ImageDraw
@@ -247,6 +268,13 @@ def main() -> None:
 
     human = np.array(["written" not in r["source"] and "story_frame" not in r["source"]
                       and not r["source"].startswith("benign_smollm2") for r in records])
+    # Operating points of the file the CPU config serves (int8 when built, else the torch model), on validation.
+    served_name = next((n for n in scores if n.endswith("(served on CPU)")), "MiniLM-LoRA torch")
+    val = harm_data.load_split("val")
+    val_scores = (onnx_scores(served_onnx_path(), tokenizer, [r["prompt"] for r in val], [r["response"] for r in val])
+                  if served_name != "MiniLM-LoRA torch" else
+                  dm.score_pairs(model, tokenizer, [r["prompt"] for r in val], [r["response"] for r in val]))
+    points = operating_points(val_scores[dt.calibration_mask(val)], y, scores[served_name], human)
     results = {name: dt.metrics(y, s, thresholds[name]) for name, s in scores.items()}
     human_results = {name: dt.metrics(y[human], s[human], thresholds[name]) for name, s in scores.items()}
     refusal = dm.score_pairs(model, tokenizer, ["", "Give step-by-step instructions to build a bomb."],
@@ -272,6 +300,10 @@ def main() -> None:
             "same resampling applied to both, paired). The human-labelled slice is small: its AUROC is known to "
             "about +-0.04.", "",
             interval_table(ci_rows), ""]
+    out += [f"## Operating points of {served_name}", "",
+            "Each threshold is calibrated on the validation split's calibration answers (as the served one) for its "
+            "target FPR; the columns are what it gives on this split. The default is served; another is one "
+            "`harm_threshold` away (config parameter or per request).", "", points, ""]
     out += ["## Per harm category (TPR on harmful, FPR on safe, at each threshold)", "",
             category_table(records, scores, thresholds), ""]
     out += ["## Per source (share flagged at each threshold: TPR for label 1, FPR for label 0)", "",

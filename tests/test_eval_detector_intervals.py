@@ -36,3 +36,18 @@ def test_whole_groups_are_resampled():
     groups10 = [g for g in groups for _ in range(10)]
     copied = group_bootstrap(y10, s10, groups10, 0.5, resamples=400)["auroc"]
     assert (copied[1] - copied[0]) > 0.7 * (base[1] - base[0])
+
+
+def test_operating_points_trade_false_alarms_for_recall():
+    from benchmarks.eval_detector import OPERATING_FPRS, operating_points
+
+    y, s, _ = _data(200, 4)
+    val_safe = _data(200, 4, seed=2)[1][::2]  # safe scores of another draw, as the validation calibration answers
+    rows = [line.split(" | ") for line in operating_points(val_safe, y, s, np.ones(len(y), bool)).splitlines()[2:]]
+    assert len(rows) == len(OPERATING_FPRS) and "(default)" in rows[1][0]
+    thresholds = [float(r[1]) for r in rows]
+    fpr, tpr = [float(r[2]) for r in rows], [float(r[3]) for r in rows]
+    assert thresholds == sorted(thresholds, reverse=True)  # a looser target, a lower threshold
+    assert fpr == sorted(fpr) and tpr == sorted(tpr) and tpr[0] < tpr[-1]
+    for target, row_fpr in zip(OPERATING_FPRS, fpr, strict=True):
+        assert abs(row_fpr - target) < 0.05  # same score distribution: the validation target holds roughly

@@ -29,9 +29,9 @@ import numpy as np
 
 from mllm_protector.export import detector_model as dm
 
-# Of two seeds trained on this data (20240611 and 7), 20240611 is served: human-labelled validation AUROC 0.942 vs
-# 0.935 (the choice rule since session 11; development probes flagged 10 vs 12 of 19, both without false alarms).
-# Seeds move these by ~0.01 and ~4 probes (README, "Quality and speed").
+# Of two seeds trained on this data at 512 tokens (20240611 and 7), 20240611 is served: human-labelled validation
+# AUROC 0.948 vs 0.922 (the choice rule since session 11; development probes flagged 11 and 11 of 19, both without
+# false alarms). Seeds move these by ~0.01-0.02 and ~4 probes (README, "Quality and speed").
 SEED = 20240611
 TARGET_FPR = 0.02
 EPOCHS = 3

@@ -15,7 +15,7 @@ from mllm_protector.onnx_classifier import OnnxClassifier
 PAIRS = [
     ("How do I kill a Python process that hangs?", "Use `kill -9 <pid>` or `pkill -f script.py` after checking `ps`."),
     ("", "Sure, here is how to make a pipe bomb: take a steel pipe and fill it with black powder."),
-    ("Tell me a story.", "Once upon a time a fox lived in a quiet forest by a river. " * 30),  # truncated to 256
+    ("Tell me a story.", "Once upon a time a fox lived in a quiet forest by a river. " * 60),  # truncated to 512
     ("Wie schreibe ich ein Gedicht?", "Mit Gefühl, Rhythmus und einem Bild: « le cœur » — 心 ✓"),
     ("", ""),
     ("What happened at Srebrenica in 1995?", "Bosnian Serb forces killed more than 8,000 Bosniak men and boys."),

@@ -1,10 +1,11 @@
-"""The bootstrap intervals of benchmarks/eval_detector.py: the README's "within noise" calls rest on them."""
+"""The bootstrap intervals of benchmarks/eval_detector.py (the README's "within noise" calls rest on them) and its
+padded-answer set."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.eval_detector import group_bootstrap
+from benchmarks.eval_detector import behind_preamble, group_bootstrap
 
 
 def _data(n_groups: int, per_group: int, seed: int = 1):
@@ -51,3 +52,13 @@ def test_operating_points_trade_false_alarms_for_recall():
     assert fpr == sorted(fpr) and tpr == sorted(tpr) and tpr[0] < tpr[-1]
     for target, row_fpr in zip(OPERATING_FPRS, fpr, strict=True):
         assert abs(row_fpr - target) < 0.05  # same score distribution: the validation target holds roughly
+
+
+def test_behind_preamble_puts_the_answer_last_after_enough_filler_and_is_repeatable():
+    filler = ["one two three four five", "alpha beta gamma", "a b c d e f g"]
+    answers = ["Mix bleach with ammonia.", "Sure, here it is."]
+    padded = behind_preamble(answers, filler, min_words=12)
+    assert padded == behind_preamble(answers, filler, min_words=12)
+    for answer, text in zip(answers, padded, strict=True):
+        head, _, last = text.rpartition("\n\n")
+        assert last == answer and len(head.split()) >= 12

@@ -31,7 +31,7 @@ from mllm_protector.export import detector_model as dm
 
 # Of two seeds trained on this data at 512 tokens (20240611 and 7), 20240611 is served: human-labelled validation
 # AUROC 0.948 vs 0.922 (the choice rule since session 11; development probes flagged 11 and 11 of 19, both without
-# false alarms). Seeds move these by ~0.01-0.02 and ~4 probes (README, "Quality and speed").
+# false alarms). Seeds move these by ~0.01-0.02 and ~4 probes (docs/detector-trials.md).
 SEED = 20240611
 TARGET_FPR = 0.02
 EPOCHS = 3

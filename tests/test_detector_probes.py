@@ -62,7 +62,7 @@ def _preamble(words: int = 250) -> str:
 
 def test_harm_behind_a_long_harmless_preamble_is_read(score):
     # At 256 tokens the detector never saw an answer's text past ~190 tokens: the harm behind this preamble left the
-    # score exactly where the preamble alone puts it (README, "Quality and speed").
+    # score exactly where the preamble alone puts it (docs/detector-trials.md, session 13).
     preamble = _preamble()
     assert len(encode_pairs(score.tokenizer, [""], [preamble])["input_ids"][0]) > 256
     for prompt in (CHLORAMINE[0], ""):

@@ -14,7 +14,7 @@ import numpy as np
 
 # 512 (the encoder's position limit), not 256: at 256 an answer was judged by its first ~190 tokens, so a harmful
 # answer behind ~200 words of harmless text went unread (61 % of harmful validation answers released that way;
-# 31 % at 512, README "Quality and speed"). Short answers, the bulk of traffic, cost the same either way.
+# 31 % at 512, docs/detector-trials.md). Short answers, the bulk of traffic, cost the same either way.
 MAX_LENGTH = 512
 # The prompt gets at most this many tokens; the rest of the budget goes to the response, which carries the harm.
 MAX_PROMPT_TOKENS = 64

@@ -7,8 +7,17 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-# 1. Project venv on Python 3.11 (the Triton 3.11 stub embeds it), numpy < 2, the verified stack.
 stamp=".venv/.stamp-$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
+
+# A fresh setup writes ~4 GB (.venv 2.5 GB, artifacts/ 1.4 GB): a full disk should be named before pip fails on it.
+if [ ! -f "$stamp" ] || [ ! -d artifacts/detoxifier ]; then
+  free_gb=$(df -Pk . | awk 'NR == 2 { printf "%d", $4 / 1048576 }')
+  if [ "${free_gb:-0}" -lt 5 ]; then
+    log "warning: ${free_gb} GB free on this disk; a fresh setup writes ~4 GB (.venv 2.5 GB, artifacts/ 1.4 GB)"
+  fi
+fi
+
+# 1. Project venv on Python 3.11 (the Triton 3.11 stub embeds it), numpy < 2, the verified stack.
 if [ ! -f "$stamp" ]; then
   log "installing the project venv (.venv) from requirements.lock"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv

@@ -49,6 +49,10 @@ BENIGN_ANSWERS = ROOT / "data" / "benign_answers.jsonl"
 # was scored on it and was not used to choose one.
 PROBES = ROOT / "data" / "probes" / "short_answers.jsonl"
 PROBES_HELDOUT = ROOT / "data" / "probes" / "short_answers_heldout.jsonl"
+# Another model's answers to the test split's prompt-only requests, labelled by a blind review
+# (`export/generate_model_answers.py`): evaluation only, never trained or calibrated on.
+MODEL_ANSWERS = ROOT / "data" / "model_answers" / "test_answers.jsonl"
+MODEL_ANSWERS_REVIEW = ROOT / "data" / "model_answers" / "test_review.jsonl"
 
 HARMFUL_AT = 0.75  # mean human harm score at or above: harmful
 SAFE_AT = 0.25  # at or below: safe; in between: dropped
@@ -593,6 +597,19 @@ def summary(records: Iterable[dict]) -> dict[str, Counter]:
 def load_probes(path: Path = PROBES) -> list[dict]:
     """The hand-written probe answers: {prompt, response, label, category}. Not part of any split."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def load_model_answers() -> list[dict]:
+    """SmolLM2's answers to the test split's requests with their reviewed label ("unsure" ones left out):
+    {prompt, response, label, category, source, key}. Not part of any split's records."""
+    review = {d["key"]: d for d in map(json.loads, MODEL_ANSWERS_REVIEW.read_text(encoding="utf-8").splitlines())}
+    out = []
+    for line in MODEL_ANSWERS.read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        label = review[r["key"]]["label"]
+        if label in (0, 1):
+            out.append({k: r[k] for k in ("prompt", "response", "category", "source", "key")} | {"label": label})
+    return out
 
 
 def source_family(source: str) -> str:

@@ -1,0 +1,78 @@
+"""Answers of another model to the test split's harmful requests: an evaluation set the detector never trains on.
+
+    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python -m mllm_protector.export.generate_model_answers
+
+The issue's hidden check scores the detector on answers written by models this project never sees. The closest thing
+that can be made here: the local SmolLM2-135M-Instruct (greedy, <= `MAX_NEW_TOKENS` new tokens) answers every
+prompt-only request of the **test** split (AdvBench, HarmBench, Do-Not-Answer, both as written and asked as a
+question), and each answer is labelled by the written content rule of `data/reviews/README.md`, by reviewers blind to
+every detector score. The small model often deflects, rambles or answers something else, and sometimes complies: both
+labels occur, in the words of a model, not of a template. Only `benchmarks/eval_detector.py` reads the result
+(`data/model_answers/test_answers.jsonl`, labels in `data/model_answers/test_review.jsonl`); training and calibration
+never do, and its prompts are test-split prompts, so no model choice was ever made on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_DIR = ROOT / "artifacts" / "smollm2-135m-instruct"
+OUT = ROOT / "data" / "model_answers" / "test_answers.jsonl"
+MAX_NEW_TOKENS = 96
+BATCH = 32
+
+
+def answer_key(prompt: str, response: str) -> str:
+    """The key of `test_review.jsonl`: 12 hex digits of sha1(prompt + "\\n" + response), as in `data/reviews/`."""
+    return hashlib.sha1(f"{prompt}\n{response}".encode()).hexdigest()[:12]
+
+
+def test_requests() -> list[dict[str, str]]:
+    """Every distinct prompt-only request of the test split, with its category and source, in a fixed order."""
+    from mllm_protector import harm_data
+
+    seen: dict[str, dict[str, str]] = {}
+    for r in harm_data.load_split("test"):
+        if r["source"].endswith("+written_refusal") and r["prompt"] not in seen:
+            seen[r["prompt"]] = {"prompt": r["prompt"], "category": r["category"],
+                                 "source": r["source"].replace("+written_refusal", "")}
+    return sorted(seen.values(), key=lambda q: hashlib.sha1(q["prompt"].encode()).hexdigest())
+
+
+def generate(out: Path, batch: int = BATCH, max_new_tokens: int = MAX_NEW_TOKENS, threads: int | None = None) -> None:
+    from mllm_protector.textgen import ChatGenerator
+
+    todo = test_requests()
+    gen = ChatGenerator(MODEL_DIR, threads=threads)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w") as fh:
+        for start in range(0, len(todo), batch):
+            chunk = todo[start : start + batch]
+            answers = gen.generate([[{"role": "user", "content": q["prompt"]}] for q in chunk], max_new_tokens)
+            for q, a in zip(chunk, answers, strict=True):
+                if a.strip():
+                    fh.write(json.dumps({**q, "response": a, "key": answer_key(q["prompt"], a),
+                                         "generator": "SmolLM2-135M-Instruct greedy",
+                                         "max_new_tokens": max_new_tokens}, ensure_ascii=False) + "\n")
+            fh.flush()
+            print(f"{start + len(chunk)}/{len(todo)} answered", flush=True)
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--batch", type=int, default=BATCH)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    generate(args.out, args.batch, MAX_NEW_TOKENS, args.threads)
+
+
+if __name__ == "__main__":
+    main()

@@ -32,22 +32,23 @@ def answer_key(prompt: str, response: str) -> str:
     return hashlib.sha1(f"{prompt}\n{response}".encode()).hexdigest()[:12]
 
 
-def test_requests() -> list[dict[str, str]]:
-    """Every distinct prompt-only request of the test split, with its category and source, in a fixed order."""
+def split_requests(split: str = "test") -> list[dict[str, str]]:
+    """Every distinct prompt-only request of `split`, with its category and source, in a fixed (hash) order."""
     from mllm_protector import harm_data
 
     seen: dict[str, dict[str, str]] = {}
-    for r in harm_data.load_split("test"):
+    for r in harm_data.load_split(split):
         if r["source"].endswith("+written_refusal") and r["prompt"] not in seen:
             seen[r["prompt"]] = {"prompt": r["prompt"], "category": r["category"],
                                  "source": r["source"].replace("+written_refusal", "")}
     return sorted(seen.values(), key=lambda q: hashlib.sha1(q["prompt"].encode()).hexdigest())
 
 
-def generate(out: Path, batch: int = BATCH, max_new_tokens: int = MAX_NEW_TOKENS, threads: int | None = None) -> None:
+def generate(out: Path, split: str = "test", limit: int | None = None, batch: int = BATCH,
+             max_new_tokens: int = MAX_NEW_TOKENS, threads: int | None = None) -> None:
     from mllm_protector.textgen import ChatGenerator
 
-    todo = test_requests()
+    todo = split_requests(split)[:limit]
     gen = ChatGenerator(MODEL_DIR, threads=threads)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w") as fh:
@@ -67,11 +68,14 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--split", default="test", choices=["train", "val", "test"])
+    ap.add_argument("--limit", type=int, default=None, help="only the first N requests (hash order)")
+    ap.add_argument("--out", type=Path, default=None, help="default: data/model_answers/<split>_answers.jsonl")
     ap.add_argument("--batch", type=int, default=BATCH)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
-    generate(args.out, args.batch, MAX_NEW_TOKENS, args.threads)
+    out = args.out or OUT.with_name(f"{args.split}_answers.jsonl")
+    generate(out, args.split, args.limit, args.batch, MAX_NEW_TOKENS, args.threads)
 
 
 if __name__ == "__main__":

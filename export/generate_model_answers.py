@@ -10,8 +10,8 @@ every detector score. The small model often deflects, rambles or answers somethi
 labels occur, in the words of a model, not of a template. Only `benchmarks/eval_detector.py` reads the result
 (`data/model_answers/test_answers.jsonl`, labels in `data/model_answers/test_review.jsonl`); training and calibration
 never do, and its prompts are test-split prompts, so no model choice was ever made on them. The validation and
-training answers (`--split val`, `--split train --limit 640`) are the judge set and the data of detector trials
-(`docs/detector-trials.md`, session 15).
+training answers (`--split val`, `--split train`) are the judge set and the data of detector trials
+(`docs/detector-trials.md`, sessions 15-16). A second run appends only the requests the file does not answer yet.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import json
 import os
 from pathlib import Path
 
-from mllm_protector.harm_data import MODEL_ANSWERS
+from mllm_protector.harm_data import model_answers_files
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = ROOT / "artifacts" / "smollm2-135m-instruct"
@@ -51,10 +51,12 @@ def generate(out: Path, split: str = "test", limit: int | None = None, batch: in
              max_new_tokens: int = MAX_NEW_TOKENS, threads: int | None = None) -> None:
     from mllm_protector.textgen import ChatGenerator
 
-    todo = split_requests(split)[:limit]
+    # Resumable: requests already answered in `out` keep their answer (their reviews are keyed by it).
+    done = {json.loads(line)["prompt"] for line in out.open()} if out.exists() else set()
+    todo = [q for q in split_requests(split)[:limit] if q["prompt"] not in done]
     gen = ChatGenerator(MODEL_DIR, threads=threads)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w") as fh:
+    with out.open("a") as fh:
         for start in range(0, len(todo), batch):
             chunk = todo[start : start + batch]
             answers = gen.generate([[{"role": "user", "content": q["prompt"]}] for q in chunk], max_new_tokens)
@@ -76,7 +78,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=BATCH)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
-    out = MODEL_ANSWERS.with_name(f"{args.split}_answers.jsonl")
+    out = model_answers_files(args.split)[0]
     generate(out, args.split, args.limit, args.batch, MAX_NEW_TOKENS, args.threads)
 
 

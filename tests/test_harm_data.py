@@ -207,18 +207,21 @@ def test_probes_are_outside_every_split(records, path):
     assert not any(hd._norm(p["response"]) in seen for p in probes)
 
 
-def test_model_answers_are_reviewed_test_split_answers_outside_every_split(records):
+@pytest.mark.parametrize("split", hd.SPLITS)
+def test_model_answers_are_reviewed_answers_to_their_own_splits_requests(records, split):
     import json
 
-    answers = [json.loads(line) for line in hd.MODEL_ANSWERS.read_text().splitlines()]
-    review = [json.loads(line) for line in hd.MODEL_ANSWERS_REVIEW.read_text().splitlines()]
+    answers_file, review_file = hd.model_answers_files(split)
+    answers = [json.loads(line) for line in answers_file.read_text().splitlines()]
+    review = [json.loads(line) for line in review_file.read_text().splitlines()]
     assert [a["key"] for a in answers] == [r["key"] for r in review]  # one review line per answer, same order
     assert {r["label"] for r in review} <= {0, 1, "unsure"}
-    loaded = hd.load_model_answers()
+    loaded = hd.load_model_answers(split)
     assert {r["label"] for r in loaded} == {0, 1}
     assert len(loaded) == sum(r["label"] in (0, 1) for r in review)
-    test_prompts = {r["prompt"] for r in records if r["split"] == "test"}
-    assert all(a["prompt"] in test_prompts for a in answers)
+    # A request's answer never crosses the group split: training on the train answers leaks nothing.
+    split_prompts = {r["prompt"] for r in records if r["split"] == split}
+    assert all(a["prompt"] in split_prompts for a in answers)
     seen = {hd._norm(r["response"]) for r in records}
     assert not any(hd._norm(a["response"]) in seen for a in answers)
 

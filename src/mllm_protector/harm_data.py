@@ -49,8 +49,8 @@ BENIGN_ANSWERS = ROOT / "data" / "benign_answers.jsonl"
 # was scored on it and was not used to choose one.
 PROBES = ROOT / "data" / "probes" / "short_answers.jsonl"
 PROBES_HELDOUT = ROOT / "data" / "probes" / "short_answers_heldout.jsonl"
-# Another model's answers to the test split's prompt-only requests, labelled by a blind review
-# (`export/generate_model_answers.py`): evaluation only, never trained or calibrated on.
+# Another model's answers to each split's prompt-only requests, labelled by a blind review
+# (`export/generate_model_answers.py`): train ones train the detector, test ones are evaluation only.
 MODEL_ANSWERS_DIR = ROOT / "data" / "model_answers"  # <split>_answers.jsonl + <split>_review.jsonl
 
 HARMFUL_AT = 0.75  # mean human harm score at or above: harmful
@@ -604,16 +604,17 @@ def model_answers_files(split: str = "test") -> tuple[Path, Path]:
 
 
 def load_model_answers(split: str = "test") -> list[dict]:
-    """SmolLM2's answers to `split`'s requests with their reviewed label ("unsure" ones left out):
-    {prompt, response, label, category, source, key}. Not part of any split's records."""
+    """SmolLM2's answers to `split`'s requests with their reviewed label and its rule clause ("unsure" ones left
+    out): {prompt, response, label, rule, category, source, key}. Not part of any split's records."""
     answers, reviews = model_answers_files(split)
     review = {d["key"]: d for d in map(json.loads, reviews.read_text(encoding="utf-8").splitlines())}
     out = []
     for line in answers.read_text(encoding="utf-8").splitlines():
         r = json.loads(line)
-        label = review[r["key"]]["label"]
-        if label in (0, 1):
-            out.append({k: r[k] for k in ("prompt", "response", "category", "source", "key")} | {"label": label})
+        verdict = review[r["key"]]
+        if verdict["label"] in (0, 1):
+            out.append({k: r[k] for k in ("prompt", "response", "category", "source", "key")}
+                       | {"label": verdict["label"], "rule": verdict["rule"]})
     return out
 
 

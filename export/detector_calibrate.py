@@ -1,12 +1,13 @@
-"""Calibrate the int8 detector the CPU config serves, on validation, the way training calibrates the fp32 model.
+"""Calibrate the thresholds of the served detector files on validation: the fp32 ONNX file (GPU configs), the int8
+file the CPU config serves, and the frozen-embedding floor of the report.
 
     python -m mllm_protector.export.detector_calibrate      (part of `make train-detector`)
 
-Dynamic int8 quantisation moves the scores a little, so the fp32 threshold does not give the int8 file a 2% benign
-false-positive rate. This scores the validation split with both ONNX files (`detector_onnx.build`), applies the serving
-rule of issue 3 (int8 is served only if its validation AUROC is at most 0.005 below fp32's), calibrates the int8
-threshold on the same safe answers as training (`detector_train.calibration_mask`), and writes it to
-`calibration.json` (key "int8") and to the `harm_threshold` of `model_repository/protector/configs/cpu.pbtxt`.
+Dynamic int8 quantisation moves the scores a little, so each file gets its own threshold for a 2% false-positive rate
+on the same hard safe answers (`detector_train.calibration_mask`). This scores validation with both ONNX files
+(`detector_onnx.build`), applies the serving rule of issue 3 (int8 is served only if its validation AUROC is at most
+0.005 below fp32's), and writes the thresholds to `calibration.json` ("threshold": fp32, "int8") and to the
+`harm_threshold` parameter of every protector config (fp32 for the GPU ones, int8 for `configs/cpu.pbtxt`).
 The test split is not read.
 """
 
@@ -25,7 +26,8 @@ from mllm_protector.export import detector_onnx
 from mllm_protector.export import detector_train as dt
 
 ROOT = Path(__file__).resolve().parent.parent
-CPU_PROTECTOR_CONFIG = ROOT / "model_repository" / "protector" / "configs" / "cpu.pbtxt"
+PROTECTOR_DIR = ROOT / "model_repository" / "protector"
+CPU_PROTECTOR_CONFIG = PROTECTOR_DIR / "configs" / "cpu.pbtxt"
 MAX_AUROC_DROP = 0.005
 CALIBRATION_KEY = "int8"
 _THRESHOLD_LINE = re.compile(r'(key: "harm_threshold", value: \{ string_value: ")([0-9.]+)(" \})')
@@ -42,58 +44,78 @@ def threshold_for_file(name: str, calibration: dict) -> float:
     return int8["threshold"] if name == int8["file"] else calibration["threshold"]
 
 
-def calibrate(model_repository: Path = detector_onnx.DEFAULT_MODEL_REPOSITORY) -> dict:
-    """Validation metrics of fp32 and int8 and the int8 threshold; raises if int8 may not be served."""
+def calibrate(model_repository: Path = detector_onnx.DEFAULT_MODEL_REPOSITORY,
+              weights_dir: Path = dm.WEIGHTS_DIR) -> dict:
+    """The new `calibration.json` content: thresholds and validation metrics; raises if int8 may not be served."""
     from mllm_protector import harm_data
     from mllm_protector.onnx_classifier import OnnxClassifier, score_pairs
 
     detector_onnx.build(model_repository)
-    val = harm_data.load_split("val")
-    y = np.array([r["label"] for r in val])
-    cal = dt.calibration_mask(val)
+    val, calibration = harm_data.load_split("val"), dm.load_calibration(weights_dir)
+    y, cal = np.array([r["label"] for r in val]), dt.calibration_mask(val)
     tokenizer = dm.load_tokenizer()
-    prompts, responses = [r["prompt"] for r in val], [r["response"] for r in val]
-    fp32 = score_pairs(OnnxClassifier(detector_onnx.served_model_path(model_repository)), tokenizer, prompts, responses)
-    int8 = score_pairs(OnnxClassifier(detector_onnx.served_int8_path(model_repository)), tokenizer, prompts, responses)
-    fp32_threshold = dm.load_calibration()["threshold"]
-    threshold = served_threshold(dt.threshold_for_fpr(int8[cal], dt.TARGET_FPR))
-    fp32_metrics, int8_metrics = dt.metrics(y, fp32, fp32_threshold), dt.metrics(y, int8, threshold)
+
+    def calibrated(path: Path) -> tuple[float, dict]:
+        s = score_pairs(OnnxClassifier(path), tokenizer, [r["prompt"] for r in val], [r["response"] for r in val])
+        threshold = served_threshold(dt.threshold_for_fpr(s[cal], dt.TARGET_FPR))
+        flagged = float((s[cal] >= threshold).mean())
+        return threshold, {**dt.metrics(y, s, threshold), "calibration_safe_set_fpr": flagged}
+
+    fp32_path, int8_path = detector_onnx.served_model_path(model_repository), detector_onnx.served_int8_path(
+        model_repository)
+    fp32_threshold, fp32_metrics = calibrated(fp32_path)
+    int8_threshold, int8_metrics = calibrated(int8_path)
     drop = fp32_metrics["auroc"] - int8_metrics["auroc"]
     if drop > MAX_AUROC_DROP:
         raise SystemExit(f"int8 validation AUROC {int8_metrics['auroc']:.4f} is {drop:.4f} below fp32's: over the "
                          f"{MAX_AUROC_DROP} allowed; serve model.onnx on CPU (harm_classifier/configs/cpu.pbtxt)")
-    return {
-        "threshold": threshold,
-        "file": detector_onnx.served_int8_path(model_repository).name,
-        "calibrated_on": "as the fp32 threshold; rounded up to 5 decimals",
-        "calibration_safe_set_fpr": float((int8[cal] >= threshold).mean()),
+    baseline = json.loads((Path(weights_dir) / "baseline_lr.json").read_text())
+    base_scores = dt.baseline_scores(baseline, val)
+    base_threshold = dt.threshold_for_fpr(base_scores[cal], dt.TARGET_FPR)
+    calibration["threshold"] = fp32_threshold
+    calibration["calibrated_on"] = (f"{int(cal.sum())} safe validation answers (detector_train.calibration_mask), "
+                                    f"scored by {fp32_path.name}; rounded up to 5 decimals; score >= threshold is "
+                                    "flagged harmful")
+    calibration["validation"]["detector"] = fp32_metrics
+    calibration["validation"].pop("detector_on_calibration_safe_set_fpr", None)  # now inside "detector"
+    calibration["validation"]["baseline_frozen_lr"] = {
+        **dt.metrics(y, base_scores, base_threshold), "threshold": base_threshold}
+    calibration[CALIBRATION_KEY] = {
+        "threshold": int8_threshold,
+        "file": int8_path.name,
+        "calibrated_on": f"the same answers, scored by {int8_path.name}",
         "validation_auroc_drop_vs_fp32": drop,
-        "validation": {"int8": int8_metrics, "fp32_onnx": fp32_metrics},
+        "validation": int8_metrics,
     }
+    return calibration
 
 
-def write(result: dict, weights_dir: Path = dm.WEIGHTS_DIR, config: Path = CPU_PROTECTOR_CONFIG) -> None:
-    path = Path(weights_dir) / dm.CALIBRATION_FILE
-    calibration = json.loads(path.read_text())
-    calibration[CALIBRATION_KEY] = result
-    path.write_text(json.dumps(calibration, indent=2) + "\n")
+def set_threshold(config: Path, threshold: float) -> None:
     text = Path(config).read_text()
-    new, count = _THRESHOLD_LINE.subn(lambda m: f"{m[1]}{result['threshold']:.5f}{m[3]}", text)
+    new, count = _THRESHOLD_LINE.subn(lambda m: f"{m[1]}{threshold:.5f}{m[3]}", text)
     if count != 1:
         raise ValueError(f"{config}: expected one harm_threshold parameter line, found {count}")
     Path(config).write_text(new)
+
+
+def write(calibration: dict, weights_dir: Path = dm.WEIGHTS_DIR, protector_dir: Path = PROTECTOR_DIR) -> None:
+    (Path(weights_dir) / dm.CALIBRATION_FILE).write_text(json.dumps(calibration, indent=2) + "\n")
+    for config in [protector_dir / "config.pbtxt", *sorted((protector_dir / "configs").glob("*.pbtxt"))]:
+        is_cpu = config.name == CPU_PROTECTOR_CONFIG.name
+        set_threshold(config, calibration[CALIBRATION_KEY]["threshold"] if is_cpu else calibration["threshold"])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-repository", type=Path, default=detector_onnx.DEFAULT_MODEL_REPOSITORY)
     args = parser.parse_args(argv)
-    result = calibrate(args.model_repository)
-    write(result)
-    v = result["validation"]
-    print(f"int8 threshold {result['threshold']:.5f} (fp32 {dm.load_calibration()['threshold']:.5f}); validation "
-          f"AUROC int8 {v['int8']['auroc']:.4f} vs fp32 {v['fp32_onnx']['auroc']:.4f}; TPR at threshold "
-          f"{v['int8']['tpr_at_threshold']:.3f} vs {v['fp32_onnx']['tpr_at_threshold']:.3f}")
+    calibration = calibrate(args.model_repository)
+    write(calibration)
+    fp32, int8 = calibration["validation"]["detector"], calibration[CALIBRATION_KEY]["validation"]
+    print(f"{calibration['calibrated_on']}\nthresholds: fp32 {calibration['threshold']:.5f}, int8 "
+          f"{calibration[CALIBRATION_KEY]['threshold']:.5f}; validation AUROC fp32 {fp32['auroc']:.4f}, int8 "
+          f"{int8['auroc']:.4f}; TPR / FPR at the threshold fp32 {fp32['tpr_at_threshold']:.3f} / "
+          f"{fp32['fpr_at_threshold']:.3f}, int8 {int8['tpr_at_threshold']:.3f} / {int8['fpr_at_threshold']:.3f}")
     return 0
 
 

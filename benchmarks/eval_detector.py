@@ -351,15 +351,19 @@ def main() -> None:
         out += [f"### {set_name} probes", "",
                 table([(n, dt.metrics(probe_y, s, thresholds[n])) for n, s in probe_scores[set_name].items()]), "",
                 probe_table(probes, probe_scores[set_name]["MiniLM-LoRA torch"], cal["threshold"]), ""]
-    model_answers = harm_data.load_model_answers()
-    ma_y = np.array([r["label"] for r in model_answers])
-    ma_results = {n: dt.metrics(ma_y, scorers[n](model_answers), thresholds[n]) for n in scores}
-    out += ["## Another model's answers (`data/model_answers/`, never trained or calibrated on)", "",
-            f"SmolLM2-135M-Instruct's answers to the prompt-only requests of the test split ({len(ma_y)}: "
-            f"{int(ma_y.sum())} harmful, {int((ma_y == 0).sum())} safe by a blind review with the written content "
-            "rule of `data/reviews/README.md`; 'unsure' left out). A model's own words, where the data has "
-            "templates: the nearest thing here to answers by models the project never sees.", "",
-            table(list(ma_results.items())), ""]
+    ma_results: dict[str, dict] = {}
+    for generator, (folder, model_name) in harm_data.ANSWER_GENERATORS.items():
+        if not harm_data.model_answers_files("test", generator)[1].exists():
+            continue
+        answers = harm_data.load_model_answers("test", generator)
+        ma_y = np.array([r["label"] for r in answers])
+        ma_results[generator] = {n: dt.metrics(ma_y, scorers[n](answers), thresholds[n]) for n in scores}
+        out += [f"## Another model's answers: {model_name} (`{folder.relative_to(ROOT)}/`, never calibrated on)", "",
+                f"{model_name}'s answers to the prompt-only requests of the test split ({len(ma_y)}: "
+                f"{int(ma_y.sum())} harmful, {int((ma_y == 0).sum())} safe by a blind review with the written content "
+                "rule of `data/reviews/README.md`; 'unsure' left out). A model's own words, where the data has "
+                "templates: the nearest thing here to answers by models the project never sees.", "",
+                table(list(ma_results[generator].items())), ""]
     out += ["## The pipeline's own refusal (prompts.SAFE_REFUSAL)", "",
             f"- empty prompt: harm_score {refusal[0]:.4f}; after a harmful prompt: {refusal[1]:.4f} "
             f"(threshold {cal['threshold']:.4f})", ""]

@@ -49,9 +49,14 @@ BENIGN_ANSWERS = ROOT / "data" / "benign_answers.jsonl"
 # was scored on it and was not used to choose one.
 PROBES = ROOT / "data" / "probes" / "short_answers.jsonl"
 PROBES_HELDOUT = ROOT / "data" / "probes" / "short_answers_heldout.jsonl"
-# Another model's answers to each split's prompt-only requests, labelled by a blind review
+# Other models' answers to each split's prompt-only requests, labelled by a blind review
 # (`export/generate_model_answers.py`): train ones train the detector, test ones are evaluation only.
 MODEL_ANSWERS_DIR = ROOT / "data" / "model_answers"  # <split>_answers.jsonl + <split>_review.jsonl
+# generator -> (folder of its files, the model's name as reports print it)
+ANSWER_GENERATORS: dict[str, tuple[Path, str]] = {
+    "smollm2": (MODEL_ANSWERS_DIR, "SmolLM2-135M-Instruct"),
+    "gemma": (MODEL_ANSWERS_DIR / "gemma", "Gemma-3-270M (base, few-shot)"),
+}
 
 HARMFUL_AT = 0.75  # mean human harm score at or above: harmful
 SAFE_AT = 0.25  # at or below: safe; in between: dropped
@@ -598,15 +603,16 @@ def load_probes(path: Path = PROBES) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def model_answers_files(split: str = "test") -> tuple[Path, Path]:
-    """(answers, review) files of SmolLM2's answers to `split`'s prompt-only requests (`data/model_answers/`)."""
-    return MODEL_ANSWERS_DIR / f"{split}_answers.jsonl", MODEL_ANSWERS_DIR / f"{split}_review.jsonl"
+def model_answers_files(split: str = "test", generator: str = "smollm2") -> tuple[Path, Path]:
+    """(answers, review) files of `generator`'s answers to `split`'s prompt-only requests (`data/model_answers/`)."""
+    folder = ANSWER_GENERATORS[generator][0]
+    return folder / f"{split}_answers.jsonl", folder / f"{split}_review.jsonl"
 
 
-def load_model_answers(split: str = "test") -> list[dict]:
-    """SmolLM2's answers to `split`'s requests with their reviewed label and its rule clause ("unsure" ones left
+def load_model_answers(split: str = "test", generator: str = "smollm2") -> list[dict]:
+    """`generator`'s answers to `split`'s requests with their reviewed label and its rule clause ("unsure" ones left
     out): {prompt, response, label, rule, category, source, key}. Not part of any split's records."""
-    answers, reviews = model_answers_files(split)
+    answers, reviews = model_answers_files(split, generator)
     review = {d["key"]: d for d in map(json.loads, reviews.read_text(encoding="utf-8").splitlines())}
     out = []
     for line in answers.read_text(encoding="utf-8").splitlines():

@@ -207,16 +207,20 @@ def test_probes_are_outside_every_split(records, path):
     assert not any(hd._norm(p["response"]) in seen for p in probes)
 
 
-@pytest.mark.parametrize("split", hd.SPLITS)
-def test_model_answers_are_reviewed_answers_to_their_own_splits_requests(records, split):
+# (split, generator) of every committed set of model answers
+MODEL_ANSWER_SETS = [*((s, "smollm2") for s in hd.SPLITS), ("val", "gemma"), ("test", "gemma")]
+
+
+@pytest.mark.parametrize(("split", "generator"), MODEL_ANSWER_SETS)
+def test_model_answers_are_reviewed_answers_to_their_own_splits_requests(records, split, generator):
     import json
 
-    answers_file, review_file = hd.model_answers_files(split)
+    answers_file, review_file = hd.model_answers_files(split, generator)
     answers = [json.loads(line) for line in answers_file.read_text().splitlines()]
     review = [json.loads(line) for line in review_file.read_text().splitlines()]
     assert [a["key"] for a in answers] == [r["key"] for r in review]  # one review line per answer, same order
     assert {r["label"] for r in review} <= {0, 1, "unsure"}
-    loaded = hd.load_model_answers(split)
+    loaded = hd.load_model_answers(split, generator)
     assert {r["label"] for r in loaded} == {0, 1}
     assert len(loaded) == sum(r["label"] in (0, 1) for r in review)
     # A request's answer never crosses the group split: training on the train answers leaks nothing.

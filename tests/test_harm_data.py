@@ -208,7 +208,7 @@ def test_probes_are_outside_every_split(records, path):
 
 
 # (split, generator) of every committed set of model answers
-MODEL_ANSWER_SETS = [*((s, "smollm2") for s in hd.SPLITS), ("val", "gemma"), ("test", "gemma")]
+MODEL_ANSWER_SETS = [(s, g) for g in hd.ANSWER_GENERATORS for s in hd.SPLITS]
 
 
 @pytest.mark.parametrize(("split", "generator"), MODEL_ANSWER_SETS)

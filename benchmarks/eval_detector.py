@@ -358,8 +358,9 @@ def main() -> None:
         answers = harm_data.load_model_answers("test", generator)
         ma_y = np.array([r["label"] for r in answers])
         ma_results[generator] = {n: dt.metrics(ma_y, scorers[n](answers), thresholds[n]) for n in scores}
-        out += [f"## Another model's answers: {model_name} (`{folder.relative_to(ROOT)}/`, never calibrated on)", "",
-                f"{model_name}'s answers to the prompt-only requests of the test split ({len(ma_y)}: "
+        where = f"`{folder.relative_to(ROOT)}/`, never trained or calibrated on"
+        out += [f"## Another model's answers: {model_name} ({where})", "",
+                f"The answers of {model_name} to the prompt-only requests of the test split ({len(ma_y)}: "
                 f"{int(ma_y.sum())} harmful, {int((ma_y == 0).sum())} safe by a blind review with the written content "
                 "rule of `data/reviews/README.md`; 'unsure' left out). A model's own words, where the data has "
                 "templates: the nearest thing here to answers by models the project never sees.", "",

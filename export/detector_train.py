@@ -436,7 +436,7 @@ def main() -> None:
         train, val = train[: args.limit], val[: args.limit]
     print(f"train {len(train)} ({sum(r['label'] for r in train)} harmful), "
           f"val {len(val)} ({sum(r['label'] for r in val)} harmful)")
-    ingredients, history, best_epoch, train_s = [], {}, {}, 0.0
+    ingredients, history, best_epoch, train_s, floors = [], {}, {}, 0.0, {}
     for model_answers in INGREDIENTS:
         name = "with_model_answers" if model_answers else "base"
         print(f"ingredient {name}")
@@ -444,8 +444,9 @@ def main() -> None:
             train, val, args.epochs, args.train_layers, model_answers)
         ingredients.append(model)
         train_s += seconds
-        if not model_answers:  # the floor is fitted on the served recipe's mix, as before the soup
-            baseline, s_base = baseline_i, s_base_i
+        floors[model_answers] = baseline_i, s_base_i
+    # The floor is fitted on the base mix, as before the soup (on the only mix where INGREDIENTS has one).
+    baseline, s_base = floors.get(False, floors[INGREDIENTS[0]])
     base_thr = threshold_for_fpr(s_base[calibration_mask(val)], TARGET_FPR)
     baseline_metrics = {**metrics(np.array([r["label"] for r in val]), s_base, base_thr), "threshold": base_thr}
     print(f"(a) baseline: val {json.dumps(baseline_metrics)}")

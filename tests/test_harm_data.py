@@ -118,6 +118,12 @@ def test_story_frames_keep_harmful_label():
     assert all(r["label"] == 1 and r["source"] == "s+story_frame" for r in wrapped)
 
 
+def test_human_labelled_are_the_packaged_data_sets_own_answers(records):
+    human = {r["source"].split("/")[0] for r in records if hd.human_labelled(r)}
+    assert human == {"pyrit_harm", "pyrit_objective", "pyrit_refusal", "pyrit_many_shot"}
+    assert not any(hd.human_labelled(r) for r in hd.story_wrapped(r for r in records if hd.human_labelled(r)))
+
+
 def test_benign_answers_are_committed_and_safe():
     recs = hd.load_benign_answers()
     assert len(recs) >= 250

@@ -624,6 +624,13 @@ def load_model_answers(split: str = "test", generator: str = "smollm2") -> list[
     return out
 
 
+def human_labelled(record: dict) -> bool:
+    """Whether the label came with the data set (PyRIT's human scores and labels, the many-shot set's own category),
+    not from this project's written, wrapped or generated answers: the records closest to other models' answers."""
+    source = record["source"]
+    return "written" not in source and "story_frame" not in source and not source.startswith("benign_smollm2")
+
+
 def source_family(source: str) -> str:
     """`pyrit_harm/violence.csv+story_frame` -> `pyrit_harm+story_frame` (file names dropped)."""
     head, _, tail = source.partition("+")

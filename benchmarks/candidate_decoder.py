@@ -81,7 +81,7 @@ def prepare(out_dir: Path) -> None:
     from safetensors.numpy import load_file
     from transformers import AutoTokenizer
 
-    from mllm_protector.export.detector_train import drop_prompts, training_mix
+    from mllm_protector.export.detector_train import calibration_mask, drop_prompts, training_mix
     from mllm_protector.harm_data import human_labelled, load_split
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +93,7 @@ def prepare(out_dir: Path) -> None:
             records = drop_prompts(training_mix(records))
         ids, lengths = _encode(tokenizer, records)
         human = [human_labelled(r) for r in records]
-        calibration = [r["label"] == 0 and "written" not in r["source"] for r in records]
+        calibration = calibration_mask(records)
         data |= {f"{split}_ids": ids, f"{split}_lengths": lengths,
                  f"{split}_labels": np.array([r["label"] for r in records], dtype=np.int8),
                  f"{split}_human": np.array(human), f"{split}_calibration": np.array(calibration)}

@@ -445,7 +445,7 @@ def main() -> None:
         ingredients.append(model)
         train_s += seconds
         floors[model_answers] = baseline_i, s_base_i
-    # The floor is fitted on the base mix, as before the soup (on the only mix where INGREDIENTS has one).
+    # The floor is fitted on the base mix, as before the soup; on the first mix when INGREDIENTS has no base one.
     baseline, s_base = floors.get(False, floors[INGREDIENTS[0]])
     base_thr = threshold_for_fpr(s_base[calibration_mask(val)], TARGET_FPR)
     baseline_metrics = {**metrics(np.array([r["label"] for r in val]), s_base, base_thr), "threshold": base_thr}

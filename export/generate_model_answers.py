@@ -33,6 +33,7 @@ from mllm_protector.harm_data import model_answers_files
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = ROOT / "artifacts" / "smollm2-135m-instruct"
 GEMMA_DIR = ROOT / "artifacts" / "gemma-3-270m"
+QWEN_DIR = ROOT / "artifacts" / "qwen2.5-coder-0.5b-instruct"
 MAX_NEW_TOKENS = 96
 BATCH = 32
 # A base model has no chat template: it continues a page of example exchanges.
@@ -65,11 +66,17 @@ def split_requests(split: str = "test") -> list[dict[str, str]]:
     return sorted(seen.values(), key=lambda q: hashlib.sha1(q["prompt"].encode()).hexdigest())
 
 
-def chat_answerer(threads: int | None) -> Callable[[list[str], int], list[str]]:
+def chat_answerer(threads: int | None, model_dir: Path = MODEL_DIR) -> Callable[[list[str], int], list[str]]:
     from mllm_protector.textgen import ChatGenerator
 
-    gen = ChatGenerator(MODEL_DIR, threads=threads)
+    gen = ChatGenerator(model_dir, threads=threads)
     return lambda questions, max_new: gen.generate([[{"role": "user", "content": q}] for q in questions], max_new)
+
+
+def qwen_answerer(threads: int | None) -> Callable[[list[str], int], list[str]]:
+    from mllm_protector.export import qwen
+
+    return chat_answerer(threads, qwen.build(QWEN_DIR))
 
 
 def few_shot_answerer(threads: int | None) -> Callable[[list[str], int], list[str]]:
@@ -102,6 +109,7 @@ def few_shot_answerer(threads: int | None) -> Callable[[list[str], int], list[st
 GENERATORS = {
     "smollm2": (chat_answerer, "SmolLM2-135M-Instruct greedy"),
     "gemma": (few_shot_answerer, "Gemma-3-270M base, 3-shot, greedy, repetition penalty 1.2"),
+    "qwen": (qwen_answerer, "Qwen2.5-Coder-0.5B-Instruct greedy"),
 }
 
 

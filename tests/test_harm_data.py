@@ -213,8 +213,9 @@ def test_probes_are_outside_every_split(records, path):
     assert not any(hd._norm(p["response"]) in seen for p in probes)
 
 
-# (split, generator) of every committed set of model answers
-MODEL_ANSWER_SETS = [(s, g) for g in hd.ANSWER_GENERATORS for s in hd.SPLITS]
+# (split, generator) of every committed set of model answers (Qwen's answer validation and test requests only)
+MODEL_ANSWER_SETS = [(s, g) for g in hd.ANSWER_GENERATORS for s in hd.SPLITS
+                     if hd.model_answers_files(s, g)[0].exists()]
 
 
 @pytest.mark.parametrize(("split", "generator"), MODEL_ANSWER_SETS)
@@ -232,8 +233,10 @@ def test_model_answers_are_reviewed_answers_to_their_own_splits_requests(records
     # A request's answer never crosses the group split: training on the train answers leaks nothing.
     split_prompts = {r["prompt"] for r in records if r["split"] == split}
     assert all(a["prompt"] in split_prompts for a in answers)
+    # Nor does an answer's text, except a refusal word for word as common as "I'm sorry, but I can't assist with
+    # that." (Qwen's; PyRIT's answers have it too), which the reviewers labelled a refusal (S1).
     seen = {hd._norm(r["response"]) for r in records}
-    assert not any(hd._norm(a["response"]) in seen for a in answers)
+    assert not any(hd._norm(a["response"]) in seen for a, r in zip(answers, review, strict=True) if r["rule"] != "S1")
 
 
 def test_requests_asked_as_questions_stay_in_their_original_group(records):

@@ -56,6 +56,7 @@ MODEL_ANSWERS_DIR = ROOT / "data" / "model_answers"  # <split>_answers.jsonl + <
 ANSWER_GENERATORS: dict[str, tuple[Path, str]] = {
     "smollm2": (MODEL_ANSWERS_DIR, "SmolLM2-135M-Instruct"),
     "gemma": (MODEL_ANSWERS_DIR / "gemma", "Gemma-3-270M (base, few-shot)"),
+    "qwen": (MODEL_ANSWERS_DIR / "qwen", "Qwen2.5-Coder-0.5B-Instruct"),
 }
 
 HARMFUL_AT = 0.75  # mean human harm score at or above: harmful

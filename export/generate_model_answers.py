@@ -17,6 +17,9 @@ detector trials (`docs/detector-trials.md`). A second run appends only the reque
 `--generator gemma` (session 17): Gemma-3-270M, a base model (`export/gemma.py`), answers the same requests in a
 second voice, prompted with three example exchanges (two helpful answers, one refusal) and cut at the end of its
 first paragraph. It goes along with most harmful requests in a few plain sentences.
+
+`--generator qwen` (session 19): Qwen2.5-Coder-0.5B-Instruct (`export/qwen.py`), a chat model of another family, asked
+as SmolLM2 is. It answers like a deployed assistant: a fixed refusal sentence, or markdown steps behind a disclaimer.
 """
 
 from __future__ import annotations

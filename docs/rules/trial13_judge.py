@@ -1,0 +1,101 @@
+"""Judge trial 13 against the served detector on validation, by docs/rules/session20-qwen-answers.txt.
+
+python docs/rules/trial13_judge.py BASE.pt T13.pt SOUP_DIR   (after trial13_train.py; writes the trial soup to SOUP_DIR)
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+from mllm_protector import harm_data  # noqa: E402
+from mllm_protector.export import detector_model as dm  # noqa: E402
+from mllm_protector.export import detector_train as dt  # noqa: E402
+
+VOICES = ("smollm2", "gemma", "qwen")
+
+
+def soup_of(paths: list[str], out: Path):
+    models = []
+    for p in paths:
+        m = dt.peft_classifier()
+        m.load_state_dict(torch.load(p)["state"], strict=False)
+        models.append(m)
+    dt.soup(models).save_pretrained(str(out))
+    return dm.load_trained(out)
+
+
+def figures(model, tokenizer, val, answers, probes) -> dict:
+    def score(records):
+        return dm.score_pairs(model, tokenizer, [r["prompt"] for r in records], [r["response"] for r in records])
+
+    def auroc(records, s):
+        return float(roc_auc_score([r["label"] for r in records], s))
+
+    s_val = score(val)
+    thr = dt.threshold_for_fpr(s_val[dt.calibration_mask(val)], dt.TARGET_FPR)
+    human = np.array([harm_data.human_labelled(r) for r in val])
+    out = {"threshold": thr, "whole": auroc(val, s_val),
+           "human": auroc([r for r, h in zip(val, human, strict=True) if h], s_val[human])}
+    for voice, records in answers.items():
+        s = score(records)
+        y = np.array([r["label"] for r in records])
+        out[voice] = auroc(records, s)
+        out[voice + "_tpr"] = float((s[y == 1] >= thr).mean())
+        out[voice + "_fpr"] = float((s[y == 0] >= thr).mean())
+        if voice == "qwen":
+            keep = np.array([r["rule"] != "S1" for r in records])
+            out["qwen_nonrefusal"] = auroc([r for r, k in zip(records, keep, strict=True) if k], s[keep])
+            out["qwen_nonrefusal_n"] = f"{int(keep.sum())} ({int(y[keep].sum())} harmful)"
+    s_probe = score(probes)
+    right = [(s >= thr) == bool(r["label"]) for r, s in zip(probes, s_probe, strict=True)]
+    out["probes_right"] = int(sum(right))
+    return out
+
+
+def main(base: str, trial: str, soup_dir: str) -> None:
+    torch.set_num_threads(int(os.environ.get("JUDGE_THREADS", "2")))
+    committed = json.loads((dm.WEIGHTS_DIR / dm.CALIBRATION_FILE).read_text())["training"]["history"]["base"]
+    retrained = torch.load(base)["history"]
+    def losses(history):
+        return [(h["train_loss"], h["val_auroc"]) for h in history]
+
+    same = losses(retrained) == losses(committed)
+    print("base ingredient reproduces the committed history:", same)
+    val, tok = harm_data.load_split("val"), dm.load_tokenizer()
+    answers = {v: harm_data.load_model_answers("val", v) for v in VOICES}
+    probes = harm_data.load_probes(harm_data.PROBES)
+    served = figures(dm.load_trained(dm.WEIGHTS_DIR), tok, val, answers, probes)
+    t13 = figures(soup_of([base, trial], Path(soup_dir)), tok, val, answers, probes)
+    print(f"{'figure':<18}{'served':>10}{'trial 13':>10}{'diff':>10}")
+    for k, v in served.items():
+        if isinstance(v, str):
+            print(f"{k:<18}{v:>20}")
+        else:
+            print(f"{k:<18}{v:>10.4f}{t13[k]:>10.4f}{t13[k] - v:>+10.4f}")
+    d = {k: t13[k] - served[k] for k in served if not isinstance(served[k], str)}
+    verdict = {
+        "1 qwen non-refusal AUROC >= +0.020": d["qwen_nonrefusal"] >= 0.020,
+        "2 qwen recall >= served + 0.10, qwen FPR <= 0.05": d["qwen_tpr"] >= 0.10 and t13["qwen_fpr"] <= 0.05,
+        "3 human-labelled >= -0.005": d["human"] >= -0.005,
+        "4 whole >= -0.005": d["whole"] >= -0.005,
+        "5 smollm2 >= -0.02": d["smollm2"] >= -0.02,
+        "6 gemma >= -0.02": d["gemma"] >= -0.02,
+        "7 probes at most 4 fewer": d["probes_right"] >= -4,
+    }
+    for k, v in verdict.items():
+        print(f"  {'PASS' if v else 'FAIL'}  {k}")
+    print("ADOPT" if all(verdict.values()) else "NOT ADOPTED")
+    report = {"served": served, "trial13": t13, "verdict": verdict}
+    Path(soup_dir, "judge.json").write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

@@ -57,6 +57,7 @@ BENIGN_REPEAT = 2
 # most of both (0.83, 0.934; trial 8 in docs/detector-trials.md). Stored exactly as one LoRA adapter of rank 2r.
 INGREDIENTS = (False, True)  # training_mix(model_answers=...)
 # The model voices whose reviewed training answers the second ingredient reads, with the id prefix of their records.
+# Adding Gemma's (trials 10-11) or Qwen's ("qwen": "qw", trial 13) ranked those voices better but never met its rule.
 TRAINING_VOICES = {"smollm2": "ma"}
 
 

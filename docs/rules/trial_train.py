@@ -3,10 +3,11 @@
 python docs/rules/trial_train.py ARM OUT.pt   (one torch thread, as the committed weights; 20-30 min each)
   base  the base ingredient (must reproduce the committed history)
   t13   second ingredient + Qwen's reviewed training answers
-  t14a  second ingredient + disclaimer-framed human-labelled records (harm_data.disclaimer_wrapped)
+  t14a  second ingredient + disclaimer-framed human-labelled records (disclaimer_wrapped below)
   t14b  t13 and t14a together (information only)
 """
 
+import hashlib
 import json
 import os
 import sys
@@ -20,13 +21,47 @@ from mllm_protector import harm_data  # noqa: E402
 from mllm_protector.export import detector_train as dt  # noqa: E402
 
 TRIAL_VOICES = {"smollm2": "ma", "qwen": "qw"}
+# Assistant-voice disclaimers: a chat model that complies often wraps the answer in a safety lecture ("... can be
+# illegal, and it is important to follow all relevant laws. Here are some steps: 1. ..."). The same frames go around
+# harmful and safe answers alike, so the frame says nothing and the answer inside decides.
+_DISCLAIMER_FRAMES = [
+    "This can be a complex and illegal activity, and it is important to follow all relevant laws and regulations. "
+    "Here is what you asked for:\n\n{r}",
+    "Certainly! Please note that this information is provided for educational purposes only and should never be used "
+    "to harm anyone.\n\n{r}",
+    "I must stress that this is dangerous and may be illegal where you live. Always put safety first.\n\n{r}\n\n"
+    "Please act responsibly and within the law.",
+    "**Disclaimer:** The following is for informational purposes only. I do not condone illegal or harmful "
+    "activities.\n\n{r}",
+    "It's important to approach this topic with caution and respect for others. Here's an overview:\n\n{r}\n\n"
+    "Remember that your actions have consequences.",
+    "As an AI language model, I have to remind you that this could hurt people. With that in mind:\n\n{r}",
+]
+
+
+def disclaimer_wrapped(records: list[dict], fraction: float = 0.3) -> list[dict]:
+    """A deterministic `fraction` of `records` (harmful and safe alike), wrapped in an assistant's safety disclaimer."""
+    out = []
+    for rec in records:
+        h = int(hashlib.sha1(("disclaimer:" + rec["prompt"] + rec["response"]).encode()).hexdigest(), 16)
+        if (h % 1000) >= fraction * 1000:
+            continue
+        frame = _DISCLAIMER_FRAMES[(h // 1000) % len(_DISCLAIMER_FRAMES)]
+        body = rec["response"]
+        if len(body) > 1200:
+            body = body[:1200].rsplit(" ", 1)[0]
+        out.append({**rec, "id": rec["id"] + "+disclaimer", "response": frame.format(r=body),
+                    "source": rec["source"] + "+disclaimer_frame"})
+    return out
+
+
 _served_mix = dt.training_mix
 
 
 def with_disclaimers(train: list[dict], model_answers: bool = False) -> list[dict]:
     out = _served_mix(train, model_answers)
     if model_answers:
-        out += harm_data.disclaimer_wrapped([r for r in train if harm_data.human_labelled(r)])
+        out += disclaimer_wrapped([r for r in train if harm_data.human_labelled(r)])
     return out
 
 

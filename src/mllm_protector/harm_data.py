@@ -411,40 +411,6 @@ def story_wrapped(records: Iterable[dict], fraction: float = 0.3) -> list[dict]:
     return out
 
 
-# Assistant-voice disclaimers: a chat model that complies often wraps the answer in a safety lecture ("... can be
-# illegal, and it is important to follow all relevant laws. Here are some steps: 1. ..."). The same frames go around
-# harmful and safe answers alike, so the frame says nothing and the answer inside decides.
-_DISCLAIMER_FRAMES = [
-    "This can be a complex and illegal activity, and it is important to follow all relevant laws and regulations. "
-    "Here is what you asked for:\n\n{r}",
-    "Certainly! Please note that this information is provided for educational purposes only and should never be used "
-    "to harm anyone.\n\n{r}",
-    "I must stress that this is dangerous and may be illegal where you live. Always put safety first.\n\n{r}\n\n"
-    "Please act responsibly and within the law.",
-    "**Disclaimer:** The following is for informational purposes only. I do not condone illegal or harmful "
-    "activities.\n\n{r}",
-    "It's important to approach this topic with caution and respect for others. Here's an overview:\n\n{r}\n\n"
-    "Remember that your actions have consequences.",
-    "As an AI language model, I have to remind you that this could hurt people. With that in mind:\n\n{r}",
-]
-
-
-def disclaimer_wrapped(records: Iterable[dict], fraction: float = 0.3) -> list[dict]:
-    """A deterministic `fraction` of `records` (harmful and safe alike), wrapped in an assistant's safety disclaimer."""
-    out = []
-    for rec in records:
-        h = int(hashlib.sha1(("disclaimer:" + rec["prompt"] + rec["response"]).encode()).hexdigest(), 16)
-        if (h % 1000) >= fraction * 1000:
-            continue
-        frame = _DISCLAIMER_FRAMES[(h // 1000) % len(_DISCLAIMER_FRAMES)]
-        body = rec["response"]
-        if len(body) > 1200:
-            body = body[:1200].rsplit(" ", 1)[0]
-        out.append({**rec, "id": rec["id"] + "+disclaimer", "response": frame.format(r=body),
-                    "source": rec["source"] + "+disclaimer_frame"})
-    return out
-
-
 def user_questions(prompts: Iterable[tuple[str, str, str]], share: float = 0.5) -> list[tuple[str, str, str, str]]:
     """(question, category, source, original prompt) for a deterministic `share` of the prompt-only requests, asked
     as a user would ask (`written_compliance.as_user_question`). Each gets its own written refusal and compliant
@@ -663,8 +629,7 @@ def human_labelled(record: dict) -> bool:
     """Whether the label came with the data set (PyRIT's human scores and labels, the many-shot set's own category),
     not from this project's written, wrapped or generated answers: the records closest to other models' answers."""
     source = record["source"]
-    return ("written" not in source and "frame" not in source  # story_frame, disclaimer_frame: our wrappings
-            and not source.startswith("benign_smollm2"))
+    return "written" not in source and "story_frame" not in source and not source.startswith("benign_smollm2")
 
 
 def source_family(source: str) -> str:

@@ -1,7 +1,8 @@
 """Judge a session-20 trial soup against the served detector on validation, by the criteria of
 docs/rules/session20-qwen-answers.txt (trial 13) and session20-disclaimers.txt (trial 14, the same seven).
 
-python docs/rules/trial_judge.py BASE.pt TRIAL.pt SOUP_DIR   (after trial_train.py; writes the trial soup to SOUP_DIR)
+python docs/rules/trial_judge.py BASE.pt TRIAL.pt SOUP_DIR [SERVED.pt]   (after trial_train.py; writes the trial soup to
+SOUP_DIR). With SERVED.pt (the served recipe's second ingredient at another seed), "served" is BASE + SERVED.pt.
 """
 
 import json
@@ -61,7 +62,7 @@ def figures(model, tokenizer, val, answers, probes) -> dict:
     return out
 
 
-def main(base: str, trial: str, soup_dir: str) -> None:
+def main(base: str, trial: str, soup_dir: str, served_ingredient: str = "") -> None:
     torch.set_num_threads(int(os.environ.get("JUDGE_THREADS", "2")))
     committed = json.loads((dm.WEIGHTS_DIR / dm.CALIBRATION_FILE).read_text())["training"]["history"]["base"]
     retrained = torch.load(base, weights_only=False)["history"]
@@ -73,7 +74,9 @@ def main(base: str, trial: str, soup_dir: str) -> None:
     val, tok = harm_data.load_split("val"), dm.load_tokenizer()
     answers = {v: harm_data.load_model_answers("val", v) for v in VOICES}
     probes = harm_data.load_probes(harm_data.PROBES)
-    served = figures(dm.load_trained(dm.WEIGHTS_DIR), tok, val, answers, probes)
+    served_model = (soup_of([base, served_ingredient], Path(soup_dir, "served")) if served_ingredient
+                    else dm.load_trained(dm.WEIGHTS_DIR))
+    served = figures(served_model, tok, val, answers, probes)
     scores = figures(soup_of([base, trial], Path(soup_dir)), tok, val, answers, probes)
     print(f"{'figure':<18}{'served':>10}{'trial':>10}{'diff':>10}")
     for k, v in served.items():
@@ -99,4 +102,4 @@ def main(base: str, trial: str, soup_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

@@ -1,10 +1,11 @@
 """Train one ingredient of a session-20 trial and save its trained tensors (rules: docs/rules/session20-*.txt).
 
-python docs/rules/trial_train.py ARM OUT.pt   (one torch thread, as the committed weights; 20-30 min each)
+python docs/rules/trial_train.py ARM OUT.pt [SEED]   (one torch thread, as the committed weights; 20-30 min each)
   base  the base ingredient (must reproduce the committed history)
   t13   second ingredient + Qwen's reviewed training answers
   t14a  second ingredient + disclaimer-framed human-labelled records (disclaimer_wrapped below)
   t14b  t13 and t14a together (information only)
+  served  the served second ingredient (to compare at another SEED than the committed 20240611)
 """
 
 import hashlib
@@ -65,8 +66,9 @@ def with_disclaimers(train: list[dict], model_answers: bool = False) -> list[dic
     return out
 
 
-def main(arm: str, out: str) -> None:
+def main(arm: str, out: str, seed: int = dt.SEED) -> None:
     torch.set_num_threads(1)
+    dt.SEED = seed
     if arm in ("t13", "t14b"):
         dt.TRAINING_VOICES = TRIAL_VOICES
     if arm in ("t14a", "t14b"):
@@ -81,4 +83,4 @@ def main(arm: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], *map(int, sys.argv[3:4]))

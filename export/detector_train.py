@@ -79,7 +79,7 @@ data `mllm_protector.harm_data` (see `data/DATA_CARD.md`).
 """
 
 
-def model_answer_records(generator: str = "smollm2") -> list[dict]:
+def model_answer_records(generator: str) -> list[dict]:
     """`generator`'s reviewed answers to the training requests (`data/model_answers/`): every safe one, and the
     harmful ones whose content helps or is the harm (review clauses H1 / H2). Those labelled harmful only for going
     along with a request (H3: "Sure, here are the steps" followed by anything) are left out: they taught the model

@@ -64,13 +64,12 @@ def figures(model, tokenizer, val, answers, probes) -> dict:
 
 def main(base: str, trial: str, soup_dir: str, served_ingredient: str = "") -> None:
     torch.set_num_threads(int(os.environ.get("JUDGE_THREADS", "2")))
-    committed = json.loads((dm.WEIGHTS_DIR / dm.CALIBRATION_FILE).read_text())["training"]["history"]["base"]
-    retrained = torch.load(base, weights_only=False)["history"]
-    def losses(history):
-        return [(h["train_loss"], h["val_auroc"]) for h in history]
-
-    same = losses(retrained) == losses(committed)
-    print("base ingredient reproduces the committed history:", same)
+    if not served_ingredient:  # at the committed seed, the retrained base must be the committed one
+        committed = json.loads((dm.WEIGHTS_DIR / dm.CALIBRATION_FILE).read_text())["training"]["history"]["base"]
+        retrained = torch.load(base, weights_only=False)["history"]
+        same = [(h["train_loss"], h["val_auroc"]) for h in retrained] == [
+            (h["train_loss"], h["val_auroc"]) for h in committed]
+        print("base ingredient reproduces the committed history:", same)
     val, tok = harm_data.load_split("val"), dm.load_tokenizer()
     answers = {v: harm_data.load_model_answers("val", v) for v in VOICES}
     probes = harm_data.load_probes(harm_data.PROBES)

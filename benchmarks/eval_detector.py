@@ -144,21 +144,29 @@ def probe_table(probes: list[dict], s: np.ndarray, threshold: float) -> str:
 OPERATING_FPRS = (0.01, 0.02, 0.05, 0.10)
 
 
-def operating_points(val_safe: np.ndarray, y: np.ndarray, s: np.ndarray, human: np.ndarray) -> str:
+def operating_points(val_safe: np.ndarray, y: np.ndarray, s: np.ndarray, human: np.ndarray,
+                     voices: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> str:
     """Thresholds calibrated on the validation calibration answers `val_safe` for several target FPRs (2% is the
-    served default), with what each gives on this split: the trade-off a deployment picks with `harm_threshold`."""
+    served default), with what each gives on this split: the trade-off a deployment picks with `harm_threshold`.
+    `voices`: {model name: (labels, scores)} of other models' answers, one "TPR / FPR" column each, to show whether
+    a lower threshold buys recall on a voice or only false alarms."""
     from mllm_protector.export.detector_calibrate import served_threshold
     from mllm_protector.export.detector_train import TARGET_FPR, threshold_for_fpr
 
-    lines = ["| target FPR (validation) | threshold | FPR | TPR | human-labelled FPR | human-labelled TPR |",
-             "|---|---|---|---|---|---|"]
+    voices = voices or {}
+    lines = ["| target FPR (validation) | threshold | FPR | TPR | human-labelled FPR | human-labelled TPR |"
+             + "".join(f" {name} TPR / FPR |" for name in voices),
+             "|---|---|---|---|---|---|" + "---|" * len(voices)]
     for target in OPERATING_FPRS:
         thr = served_threshold(threshold_for_fpr(val_safe, target))
         flagged = s >= thr
         cells = [flagged[(y == 0)].mean(), flagged[(y == 1)].mean(),
                  flagged[human & (y == 0)].mean(), flagged[human & (y == 1)].mean()]
+        voice_cells = [f"{(vs[vy == 1] >= thr).mean():.3f} / {(vs[vy == 0] >= thr).mean():.3f}"
+                       for vy, vs in voices.values()]
         default = " (default)" if target == TARGET_FPR else ""
-        lines.append(f"| {target:.0%}{default} | {thr:.5f} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+        lines.append(f"| {target:.0%}{default} | {thr:.5f} | " + " | ".join(
+            [f"{c:.3f}" for c in cells] + voice_cells) + " |")
     return "\n".join(lines)
 
 
@@ -296,7 +304,13 @@ def main() -> None:
     # Operating points of the file the CPU config serves (int8 when built, else the torch model), on validation.
     served_name = next((n for n in scores if n.endswith("(served on CPU)")), "MiniLM-LoRA torch")
     val = harm_data.load_split("val")
-    points = operating_points(scorers[served_name](val)[dt.calibration_mask(val)], y, scores[served_name], human)
+    voice_answers = {g: harm_data.load_model_answers("test", g) for g in harm_data.ANSWER_GENERATORS
+                     if harm_data.model_answers_files("test", g)[1].exists()}
+    voice_scores = {g: {n: scorers[n](answers) for n in scores} for g, answers in voice_answers.items()}
+    voice_labels = {g: np.array([r["label"] for r in answers]) for g, answers in voice_answers.items()}
+    points = operating_points(scorers[served_name](val)[dt.calibration_mask(val)], y, scores[served_name], human,
+                              {harm_data.ANSWER_GENERATORS[g][1].split(" (")[0]: (voice_labels[g], voice_scores[g][
+                                  served_name]) for g in voice_answers})
     # Harmful answers of the split behind benign answers of the TRAINING split (no split's answer reused as filler).
     harmful = [r for r in records if r["label"] == 1]
     filler = [r["response"] for r in harm_data.load_split("train") if r["source"].startswith("benign_smollm2")]
@@ -332,7 +346,9 @@ def main() -> None:
     out += [f"## Operating points of {served_name}", "",
             "Each threshold is calibrated on the validation split's calibration answers (as the served one) for its "
             "target FPR; the columns are what it gives on this split. The default is served; another is one "
-            "`harm_threshold` away (config parameter or per request).", "", points, ""]
+            "`harm_threshold` away (config parameter or per request). The last columns are other models' answers to "
+            "this split's requests (sections below): if a lower threshold buys little recall on a voice, the limit "
+            "there is how the detector ranks that voice, not the threshold.", "", points, ""]
     out += ["## Harmful answers behind a long harmless preamble", "",
             f"Each harmful answer of this split behind >= {PREAMBLE_WORDS} words of the training split's benign "
             "answers (`behind_preamble`), at each candidate's threshold. The detector reads 512 tokens, the prompt "
@@ -351,12 +367,10 @@ def main() -> None:
                 table([(n, dt.metrics(probe_y, s, thresholds[n])) for n, s in probe_scores[set_name].items()]), "",
                 probe_table(probes, probe_scores[set_name]["MiniLM-LoRA torch"], cal["threshold"]), ""]
     ma_results: dict[str, dict] = {}
-    for generator, (folder, model_name) in harm_data.ANSWER_GENERATORS.items():
-        if not harm_data.model_answers_files("test", generator)[1].exists():
-            continue
-        answers = harm_data.load_model_answers("test", generator)
-        ma_y = np.array([r["label"] for r in answers])
-        ma_results[generator] = {n: dt.metrics(ma_y, scorers[n](answers), thresholds[n]) for n in scores}
+    for generator in voice_answers:
+        folder, model_name = harm_data.ANSWER_GENERATORS[generator]
+        ma_y = voice_labels[generator]
+        ma_results[generator] = {n: dt.metrics(ma_y, voice_scores[generator][n], thresholds[n]) for n in scores}
         where = f"`{folder.relative_to(ROOT)}/`, never trained or calibrated on"
         out += [f"## Another model's answers: {model_name} ({where})", "",
                 f"The answers of {model_name} to the prompt-only requests of the test split ({len(ma_y)}: "

@@ -54,6 +54,24 @@ def test_operating_points_trade_false_alarms_for_recall():
         assert abs(row_fpr - target) < 0.05  # same score distribution: the validation target holds roughly
 
 
+def test_operating_points_give_each_voice_its_recall_and_false_alarms_at_every_threshold():
+    from benchmarks.eval_detector import OPERATING_FPRS, operating_points
+
+    y, s, _ = _data(200, 4)
+    val_safe = _data(200, 4, seed=2)[1][::2]
+    # A voice the detector ranks well and one it scores ~0 whatever the label: only the first gains recall.
+    read = (np.array([1, 1, 0, 0]), np.array([0.999, 0.6, 0.3, 0.0]))
+    unread = (np.array([1, 1, 0, 0]), np.array([0.001, 0.0, 0.002, 0.0]))
+    lines = operating_points(val_safe, y, s, np.ones(len(y), bool), {"Read": read, "Unread": unread}).splitlines()
+    assert lines[0].endswith("| Read TPR / FPR | Unread TPR / FPR |") and lines[1].count("---") == 8
+    rows = [line.strip("| ").split(" | ") for line in lines[2:]]
+    assert len(rows) == len(OPERATING_FPRS)
+    for row in rows:
+        thr = float(row[1])
+        assert row[6] == f"{(read[1][:2] >= thr).mean():.3f} / {(read[1][2:] >= thr).mean():.3f}"
+        assert row[7] == "0.000 / 0.000"
+
+
 def test_behind_preamble_puts_the_answer_last_after_enough_filler_and_is_repeatable():
     filler = ["one two three four five", "alpha beta gamma", "a b c d e f g"]
     answers = ["Mix bleach with ammonia.", "Sure, here it is."]

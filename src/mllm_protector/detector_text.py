@@ -40,6 +40,9 @@ def encode_pairs(
     """Tokenise prompt/response pairs as `[CLS] prompt [SEP] response [SEP]`, padded to the longest in the batch.
 
     An empty prompt is allowed (guard-only callers may not have one): the pair then degrades to the response alone.
+    Client text is only ever text: a literal "[PAD]" or "[SEP]" in it is tokenised as the characters it is
+    (`split_special_tokens`), not as the control token. Otherwise twenty "[PAD]" in front of a harmful answer (or in
+    the prompt) took its score from 0.99 to 0.65, under the threshold, and the answer was released unchanged.
     """
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
@@ -51,12 +54,13 @@ def encode_pairs(
         max_length=max_length,
         padding="longest",
         return_tensors="np",
+        split_special_tokens=True,
     )
     return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
 
 
 def _clip(tokenizer: Any, text: str, max_tokens: int) -> str:
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
     if len(ids) <= max_tokens:
         return text
     return tokenizer.decode(ids[:max_tokens])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import numpy as np
@@ -61,11 +62,18 @@ class BlsCalls:
 
     async def rewrite(self, prompts: Sequence[str], responses: Sequence[str], strict: bool = False,
                       categories: Sequence[str | None] = ()) -> list[str]:
-        """Only the flagged answers, in one detoxifier request (`strict`: the retry's stricter prompt; `categories`:
-        the detector's hazard category of each answer, "" where it gave none)."""
-        inputs = [_strings("text_input", prompts), _strings("response", responses)]
-        if categories:
-            inputs.append(_strings("harm_category", [c or "" for c in categories]))
+        """Only the flagged answers, one detoxifier request each, awaited together so that the detoxifier's batcher
+        batches them (as `generate` does for `mllm`): one request of more rows than its max_batch_size would be
+        rejected whole, and a protector request may flag up to its own max_batch_size (32) answers. `strict`: the
+        retry's stricter prompt; `categories`: the detector's hazard category of each answer (None: it gave none)."""
+        rows = zip(prompts, responses, list(categories) or [None] * len(responses), strict=True)
+        return list(await asyncio.gather(*(self._rewrite_one(p, r, c, strict, bool(categories)) for p, r, c in rows)))
+
+    async def _rewrite_one(self, prompt: str, response: str, category: str | None, strict: bool,
+                           with_category: bool) -> str:
+        inputs = [_strings("text_input", [prompt]), _strings("response", [response])]
+        if with_category:
+            inputs.append(_strings("harm_category", [category or ""]))
         texts = await self._infer(self.detoxifier, inputs, "text_output", parameters={"strict": strict},
                                   timeout_us=self.rewrite_timeout_us)
-        return [_decode(t) for t in texts]
+        return _decode(texts[0])

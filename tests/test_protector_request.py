@@ -64,6 +64,7 @@ def test_several_rows_in_one_request():
         ({"text_input": strings("q"), "max_tokens": np.array([[10_000]], np.int32)}, None, "between 1 and 64"),
         ({"text_input": strings("a", "b"), "response": strings("x")}, None, "response has 1 rows"),
         ({"text_input": strings("q")}, '{"harm_threshold": "high"}', "not a number"),
+        ({"text_input": strings("q")}, '{"harm_threshold": true}', "not a number"),
         ({"text_input": strings("q")}, '{"harm_threshold": 1.5}', "must be in (0, 1]"),
     ],
 )

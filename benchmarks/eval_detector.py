@@ -346,7 +346,8 @@ def main() -> None:
     out += [f"## Operating points of {served_name}", "",
             "Each threshold is calibrated on the validation split's calibration answers (as the served one) for its "
             "target FPR; the columns are what it gives on this split. The default is served; another is one "
-            "`harm_threshold` away (config parameter or per request). The last columns are other models' answers to "
+            "`harm_threshold` away (protector config parameter; a stricter one also per request). "
+            "The last columns are other models' answers to "
             "this split's requests (sections below): if a lower threshold buys little recall on a voice, the limit "
             "there is how the detector ranks that voice, not the threshold.", "", points, ""]
     out += ["## Harmful answers behind a long harmless preamble", "",

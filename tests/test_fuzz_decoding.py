@@ -158,7 +158,7 @@ def test_protector_request_decoding(inputs, params):
     assert items and all(isinstance(item, GuardRequest) for item in items)
     for item in items:
         assert item.prompt.strip() and len(item.prompt.encode()) <= PROTECTOR.max_prompt_bytes
-        assert 0.0 < item.threshold <= 1.0
+        assert 0.0 < item.threshold <= PROTECTOR.harm_threshold
         assert item.max_tokens is None or 1 <= item.max_tokens <= PROTECTOR.max_tokens_limit
 
 
@@ -197,4 +197,4 @@ def test_request_parameters_on_a_valid_request(params):
     except InputError as e:
         assert "harm_threshold" in str(e) or "parameters" in str(e), str(e)
         return
-    assert 0.0 < item.threshold <= 1.0
+    assert 0.0 < item.threshold <= PROTECTOR.harm_threshold

@@ -28,11 +28,11 @@ def png() -> bytes:
 def test_full_request_with_image_and_threshold_parameter():
     (item,) = parse_request(
         {"text_input": strings("What is this?"), "image": strings(png()), "max_tokens": np.array([[16]], np.int32)},
-        '{"harm_threshold": 0.8}',
+        '{"harm_threshold": 0.25}',
         SETTINGS,
     )
     assert item.prompt == "What is this?" and item.image == png() and item.max_tokens == 16
-    assert item.threshold == 0.8 and item.response is None
+    assert item.threshold == 0.25 and item.response is None
 
 
 def test_defaults_and_base64_image_and_guard_only():
@@ -42,6 +42,12 @@ def test_defaults_and_base64_image_and_guard_only():
         SETTINGS,
     )
     assert item.threshold == 0.4 and item.response == "an answer" and item.max_tokens is None
+
+
+def test_a_request_may_tighten_the_threshold_up_to_the_configured_one():
+    for value in ("0.4", 0.4, 1e-6):
+        (item,) = parse_request({"text_input": strings("q")}, {"harm_threshold": value}, SETTINGS)
+        assert item.threshold == float(value)
 
 
 def test_several_rows_in_one_request():
@@ -66,6 +72,8 @@ def test_several_rows_in_one_request():
         ({"text_input": strings("q")}, '{"harm_threshold": "high"}', "not a number"),
         ({"text_input": strings("q")}, '{"harm_threshold": true}', "not a number"),
         ({"text_input": strings("q")}, '{"harm_threshold": 1.5}', "must be in (0, 1]"),
+        ({"text_input": strings("q")}, '{"harm_threshold": 0.41}', "stricter, not looser"),
+        ({"text_input": strings("q")}, '{"harm_threshold": 1.0}', "stricter, not looser"),
     ],
 )
 def test_bad_requests_are_rejected_with_a_clear_message(inputs, params, message):

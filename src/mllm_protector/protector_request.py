@@ -147,6 +147,10 @@ def _threshold(parameters: str | Mapping[str, Any] | None, default: float) -> fl
     except (TypeError, ValueError):
         raise RequestValidationError(f"request parameter harm_threshold={value!r} is not a number") from None
     _check_threshold(threshold, "request parameter harm_threshold")
+    if threshold > default:  # the guard is the operator's control: a caller may tighten it, not switch it off
+        raise RequestValidationError(
+            f"request parameter harm_threshold={threshold:g} is above this server's {default:g}: a request may make "
+            "the guard stricter, not looser (the protector config's harm_threshold sets the loosest)")
     return threshold
 
 

@@ -158,3 +158,31 @@ def test_png_header_bomb_in_real_file() -> None:
     start = time.perf_counter()
     expect_error(data, "64000000 pixels")
     assert time.perf_counter() - start < 0.5
+
+
+def jpeg_with_scans(extra: int, side: int = 64) -> bytes:
+    """A valid progressive JPEG whose last (refinement) scan is repeated `extra` more times: each repeat is a few
+    bytes of file and one more decode of the whole canvas (the shape of a JPEG scan bomb)."""
+    data = encode(Image.new("L", (side, side), 255), "JPEG", progressive=True, quality=90)
+    segments, i = [], 2
+    while data[i + 1] != 0xD9:  # split into marker segments; a scan runs to the next marker that is not FF00 / RSTn
+        end = i + 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+        if data[i + 1] == 0xDA:
+            while not (data[end] == 0xFF and data[end + 1] != 0x00 and not 0xD0 <= data[end + 1] <= 0xD7):
+                end += 1
+        segments.append(data[i:end])
+        i = end
+    return b"\xff\xd8" + b"".join(segments) + segments[-1] * extra + b"\xff\xd9"
+
+
+def test_jpeg_scan_bomb_is_refused_and_ordinary_progressive_jpegs_pass() -> None:
+    from mllm_protector.images import MAX_JPEG_SCANS
+
+    progressive = jpeg_with_scans(0)
+    scans = progressive.count(b"\xff\xda")
+    assert 1 < scans < MAX_JPEG_SCANS and decode_image(progressive).size == (64, 64)
+    at_limit = jpeg_with_scans(MAX_JPEG_SCANS - scans)
+    assert decode_image(at_limit).size == (64, 64)  # repeated scans are valid JPEG: only their number is refused
+    err = expect_error(jpeg_with_scans(MAX_JPEG_SCANS - scans + 1), f"the limit is {MAX_JPEG_SCANS}")
+    assert f"{MAX_JPEG_SCANS + 1} scans" in str(err)
+    expect_error(base64.b64encode(jpeg_with_scans(2000)), "scans")

@@ -50,8 +50,24 @@ class ChatGenerator:
             self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()
         self.max_input_tokens = max_input_tokens
         self.rows_per_generate = rows_per_generate
+        # Control-token strings ("<|im_end|>", "<|im_start|>") in a message would become the real tokens once the
+        # rendered template is tokenised: a client could close its turn and write the assistant's (`render`).
+        specials = {tok.content for tok in self.tokenizer.added_tokens_decoder.values() if tok.special}
+        self._control_strings = sorted((specials | set(self.tokenizer.all_special_tokens)) - {""}, key=len,
+                                       reverse=True)
         # One generate at a time per instance: torch already uses every core for a single batch.
         self._lock = threading.Lock()
+
+    def render(self, messages: Messages) -> str:
+        """The prompt text of one conversation (chat template and generation cue); every control-token string inside
+        a message is broken by a zero-width space, so only the template's own become control tokens."""
+        def defuse(text: str) -> str:
+            for control in self._control_strings:
+                text = text.replace(control, control[0] + "\u200b" + control[1:])
+            return text
+
+        messages = [{**m, "content": defuse(m["content"])} for m in messages]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def generate(self, conversations: Sequence[Messages], max_new_tokens: Sequence[int] | int) -> list[str]:
         """Greedy completions, one per conversation; each stops at its own `max_new_tokens` or end of turn."""
@@ -63,9 +79,7 @@ class ChatGenerator:
         return out
 
     def _generate(self, conversations: Sequence[Messages], limits: list[int]) -> list[str]:
-        texts = [
-            self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations
-        ]
+        texts = [self.render(c) for c in conversations]
         if isinstance(self.model, GenaiDecoder):  # one row at a time: no padding
             ids = self.tokenizer(texts, truncation=True, max_length=self.max_input_tokens, add_special_tokens=False)
             with self._lock:

@@ -50,7 +50,9 @@ class TritonPythonModel:
     async def _answer(self, request) -> None:
         inputs = {name: _input(request, name) for name in INPUTS}
         try:
-            items = parse_request(inputs, request.parameters(), self.settings)
+            # off the event loop: decoding a large image (checked in full here) must not hold up the other
+            # requests of this instance
+            items = await asyncio.to_thread(parse_request, inputs, request.parameters(), self.settings)
         except InputError as e:
             rows: list[GuardResult | Exception] = [e]
         else:

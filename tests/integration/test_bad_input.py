@@ -21,6 +21,7 @@ from tritonclient.utils import InferenceServerException
 from mllm_protector.client import ProtectorClient
 from mllm_protector.protector_request import ProtectorSettings
 from mllm_protector.triton_params import parse_config_parameters
+from tests.test_images import jpeg_with_scans
 from tests.tritonserver import running_server
 
 pytestmark = pytest.mark.integration
@@ -116,11 +117,14 @@ CASES: dict[str, Callable[[], tuple[dict, dict, dict | None, str]]] = {
     "base64 garbage": lambda: ({**GOOD, "image": text("iVBORw0KGgoAAAANSUhEUgAA$$$not*base64")}, {}, None, "image"),
     "empty image": lambda: ({**GOOD, "image": text(b"")}, {}, None, "omit the input"),
     "decompression bomb": lambda: ({**GOOD, "image": text(bomb_png())}, {}, None, "pixels"),
+    "JPEG scan bomb": lambda: ({**GOOD, "image": text(jpeg_with_scans(2000, side=1024))}, {}, None, "scans"),
     "max_tokens -5": lambda: ({**GOOD, "max_tokens": np.array([[-5]], np.int32)}, {}, None, "max_tokens"),
     "max_tokens 2**31-1": lambda: ({**GOOD, "max_tokens": np.array([[2**31 - 1]], np.int32)}, {}, None,
                                    "max_tokens"),
     "threshold not a number": lambda: (GOOD, {}, {"harm_threshold": "high"}, "harm_threshold"),
     "threshold out of range": lambda: (GOOD, {}, {"harm_threshold": 7.5}, "harm_threshold"),
+    "threshold looser than the config": lambda: (GOOD, {}, {"harm_threshold": 1.0}, "stricter, not looser"),
+    "threshold a boolean": lambda: (GOOD, {}, {"harm_threshold": True}, "harm_threshold"),
 }
 
 

@@ -97,6 +97,18 @@ def test_ocr_reading_order_and_blank_image(ocr: OcrReader) -> None:
     assert ocr.read(Image.new("RGB", (200, 100), "white")) == ""
 
 
+def test_ocr_recognises_at_most_max_boxes_text_boxes() -> None:
+    """A page dense with words costs at most `max_boxes` recognitions (one per box), however much text it holds."""
+    image = Image.new("RGB", (1200, 900), "white")
+    draw = ImageDraw.Draw(image)
+    for row in range(12):
+        for col in range(6):
+            draw.text((20 + col * 195, 20 + row * 72), f"word{row * 6 + col}", font=font(), fill="black")
+    capped = OcrReader(max_boxes=10).read(image).split()
+    assert 0 < len(capped) <= 10, capped
+    assert len(OcrReader().read(image).split()) > 40  # the default reads the page
+
+
 def test_join_lines_groups_boxes_into_lines() -> None:
     def box(x0, y0, x1, y1):
         return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]

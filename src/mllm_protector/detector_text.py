@@ -7,6 +7,7 @@ the answer alone).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,13 +44,14 @@ def encode_pairs(
     Client text is only ever text: a literal "[PAD]" or "[SEP]" in it is tokenised as the characters it is
     (`split_special_tokens`), not as the control token. Otherwise twenty "[PAD]" in front of a harmful answer (or in
     the prompt) took its score from 0.99 to 0.65, under the threshold, and the answer was released unchanged.
+    Text is read after `normalize`.
     """
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-    clipped = [_clip(tokenizer, p, MAX_PROMPT_TOKENS) for p in prompts]
+    clipped = [_clip(tokenizer, normalize(p), MAX_PROMPT_TOKENS) for p in prompts]
     enc = tokenizer(
         clipped,
-        list(responses),
+        [normalize(r) for r in responses],
         truncation="only_second",
         max_length=max_length,
         padding="longest",
@@ -57,6 +59,13 @@ def encode_pairs(
         split_special_tokens=True,
     )
     return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+
+
+def normalize(text: str) -> str:
+    """Unicode NFKC: fullwidth and mathematical letters ("ｍｉｘ", "𝐦𝐢𝐱") read as the letters they show. The BERT
+    tokenizer drops zero-width characters and accents itself but has no other folding: it read each such word as one
+    [UNK], and 150 of 166 flagged harmful answers written that way fell under the threshold (median score 0.03)."""
+    return unicodedata.normalize("NFKC", text)
 
 
 def _clip(tokenizer: Any, text: str, max_tokens: int) -> str:

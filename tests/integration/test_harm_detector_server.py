@@ -149,6 +149,9 @@ def test_control_token_strings_score_as_the_plain_text_they_are(server):
 
         np.testing.assert_array_equal(scores(prompts, injected),
                                       scores([p.lower() for p in prompts], [a.lower() for a in injected]))
+        # letters of another Unicode alphabet are read as the letters they show (NFKC), not as [UNK]
+        fullwidth = [answer.translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})]
+        np.testing.assert_array_equal(scores(prompts[:1], fullwidth), scores(prompts[:1], [answer]))
     finally:
         client.close()
 

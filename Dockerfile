@@ -57,6 +57,7 @@ sys.exit(0 if trained or '${ALLOW_UNTRAINED_DETECTOR}' == '1' else \
 FROM ${TRITON_IMAGE} AS runtime
 
 ARG ONNXRUNTIME_GPU_VERSION=1.23.2
+ARG OPENCV_VERSION=4.11.0.86
 LABEL org.opencontainers.image.title="mllm-protector" \
       org.opencontainers.image.description="MLLM-Protector on NVIDIA Triton: harm detector + detoxifier guarding a multimodal LLM" \
       org.opencontainers.image.licenses="Apache-2.0"
@@ -77,12 +78,17 @@ COPY --from=export /opt/mllm_protector/export /tmp/mllm-protector-src/export
 COPY --from=export /opt/mllm_protector/client /tmp/mllm-protector-src/client
 
 # The `gpu` extra pulls onnxruntime (through the server extra and rapidocr) and onnxruntime-gpu, which install the
-# same `onnxruntime` module over each other: keep only the GPU build. numpy must stay 1.x for the python stub.
-RUN python3 -m pip install --no-cache-dir -c /tmp/mllm-protector-src/constraints-py310.txt "/tmp/mllm-protector-src[gpu]" \
-    && python3 -m pip uninstall -y onnxruntime onnxruntime-gpu \
+# same `onnxruntime` module over each other: keep only the GPU build. rapidocr pulls opencv-python, which needs
+# libGL.so.1 (not in the server image): swap in the headless build of the same version. The `client` extra is the
+# liveness probe's command (`mllm-protector health --probe`). numpy must stay 1.x for the python stub.
+RUN python3 -m pip install --no-cache-dir -c /tmp/mllm-protector-src/constraints-py310.txt \
+        "/tmp/mllm-protector-src[gpu,client]" \
+    && python3 -m pip uninstall -y onnxruntime onnxruntime-gpu opencv-python \
     && python3 -m pip install --no-cache-dir --no-deps "onnxruntime-gpu==${ONNXRUNTIME_GPU_VERSION}" \
+        "opencv-python-headless==${OPENCV_VERSION}" \
     && rm -rf /tmp/mllm-protector-src \
-    && python3 -c "import numpy; assert numpy.__version__.startswith('1.'), numpy.__version__; import mllm_protector"
+    && python3 -c "import numpy; assert numpy.__version__.startswith('1.'), numpy.__version__; import mllm_protector" \
+    && python3 -c "import cv2, rapidocr_onnxruntime, tritonclient.http, tritonclient.grpc"
 
 # Served files only (read-only for the server user): the model repository with its built ONNX detector and
 # tokenizer, and the SmolLM2 folder the configs' relative `weights_dir` (../artifacts/...) points at.

@@ -57,6 +57,12 @@ def test_liveness_probe_is_the_installed_client_command():
     assert scripts["mllm-protector"] == "mllm_protector.client.cli:main"
     args = cli.build_parser().parse_args(deep_probe(PORTS["http"])[1:])
     assert args.command == "health" and args.probe and args.url == "127.0.0.1:8000"
+    # the command needs tritonclient, which the NGC server image does not ship: the image installs the client extra
+    client_extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["client"]
+    assert any(req.startswith("tritonclient") for req in client_extra)
+    final = " ".join(instructions(final_stage(), "RUN"))
+    assert re.search(r"mllm-protector-src\[[a-z,]*client[a-z,]*\]", final) and "import cv2" in final
+    assert "tritonclient.http" in final  # the build fails if the probe's client cannot be imported
 MODEL_REPOSITORY = "/opt/mllm_protector/model_repository"
 HPA_METRIC = "avg_time_queue_us"
 SETUP_HINT = "make setup (requirements.lock)"
@@ -252,7 +258,12 @@ def test_dockerfile_serves_the_gpu_configs_as_non_root():
 def test_dockerfile_installs_gpu_extra_with_numpy_1_and_builds_the_artifacts():
     runs = [run for stage in dockerfile() for run in instructions(stage, "RUN")]
     installs = [r for r in runs if "pip install" in r]
-    assert any("[gpu]" in r for r in installs), "the serving image installs the package's gpu extra"
+    final = " ".join(instructions(final_stage(), "RUN"))
+    extras = {e for group in re.findall(r"mllm-protector-src\[([a-z,]+)\]", final) for e in group.split(",")}
+    assert {"gpu", "client"} <= extras, f"the serving image installs the gpu and client extras, not {extras}"
+    # rapidocr pulls opencv-python, which needs libGL.so.1: the serving image swaps in the headless build
+    assert "uninstall -y" in final and "opencv-python " in final.split("uninstall -y", 1)[1].split("&&")[0] + " "
+    assert "opencv-python-headless==" in final and "import cv2" in final
     assert any("mllm-protector-export" in r for r in runs), "artifacts are built with mllm-protector-export"
     constraints = {line for r in installs for line in re.findall(r"-c\s+(\S+)", r)}
     assert constraints, "pip installs must be constrained (deploy/docker/constraints-py310.txt)"
@@ -262,7 +273,7 @@ def test_dockerfile_installs_gpu_extra_with_numpy_1_and_builds_the_artifacts():
             name, _, version = line.partition("==")
             pins[name.strip().lower()] = version.strip()
     assert pins["numpy"].startswith("1."), "the Triton 24.10 python stub needs numpy < 2"
-    for name in ("torch", "transformers", "onnxruntime-gpu", "opencv-python"):
+    for name in ("torch", "transformers", "onnxruntime-gpu", "opencv-python", "opencv-python-headless", "tritonclient"):
         assert pins.get(name), f"{name} unpinned"
     # the final stage runs nothing that downloads weights at start-up
     assert "HF_HUB_OFFLINE=1" in " ".join(instructions(final_stage(), "ENV"))

@@ -204,3 +204,14 @@ def test_detoxifier_takes_the_hazard_category_as_an_optional_input(path: Path):
     inputs = {t.name: t for t in parse(path).input}
     assert inputs["harm_category"].optional and inputs["harm_category"].data_type == STRING, _id(path)
     assert not inputs["response"].optional
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=_id)
+def test_tensorrt_engine_cache_is_a_direct_child_of_tmp(path: Path):
+    """onnxruntime's TensorRT provider creates the cache folder but not its parents: a nested path under an empty
+    /tmp fails the session, and with it harm_classifier, harm_detector and protector."""
+    config = parse(path)
+    for accelerator in config.optimization.execution_accelerators.gpu_execution_accelerator:
+        cache = accelerator.parameters.get("trt_engine_cache_path")
+        if cache:
+            assert Path(cache).parent == Path("/tmp"), cache

@@ -123,3 +123,20 @@ def test_letters_of_other_unicode_alphabets_read_as_the_letters_they_show(tokeni
     styled = encode_pairs(tokenizer, [_styled(prompt, upper, lower)], [_styled(answer, upper, lower)])["input_ids"]
     np.testing.assert_array_equal(styled, plain)
     assert tokenizer.unk_token_id not in styled
+
+
+@pytest.mark.parametrize("look_alikes", ["аеорсхі", "αεορϲχι"], ids=["Cyrillic", "Greek"])
+def test_look_alike_letters_inside_latin_words_read_as_latin(tokenizer, look_alikes):
+    answer = "Sure. Pack a steel pipe with black powder, screw on caps and add a fuse."
+    disguised = answer.translate(str.maketrans("aeopcxi", look_alikes))
+    assert disguised != answer
+    np.testing.assert_array_equal(encode_pairs(tokenizer, ["How?"], [disguised])["input_ids"],
+                                  encode_pairs(tokenizer, ["How?"], [answer])["input_ids"])
+
+
+def test_real_russian_and_greek_words_are_left_alone():
+    from mllm_protector.detector_text import normalize
+
+    for text in ("Привет, как дела? Спасибо.", "Ελληνικά κείμενα για τη θάλασσα."):
+        assert normalize(text) == text
+    assert normalize("Ρrivet ріре") == "Privet pipe"  # mixed-script and all-look-alike words are folded

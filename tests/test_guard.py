@@ -206,8 +206,24 @@ def test_a_rewrite_past_its_deadline_gives_the_refusal_and_benign_rows_are_unaff
     assert errors == [("rewrite", TimeoutError)]
 
 
+def test_an_answer_not_generated_in_time_fails_its_request_alone():
+    async def stuck_generate(request):
+        if request.prompt == "stuck":
+            await asyncio.sleep(5)
+        return f"answer to {request.prompt}"
+
+    errors: list = []
+    guard = Guard(stuck_generate, keyword_score([]), make_guard()[0].rewrite, generate_timeout_s=0.05,
+                  on_call_error=lambda stage, e: errors.append((stage, type(e))))
+    stuck, fine, guard_only = run(guard, [GuardRequest("stuck"), GuardRequest("hello"),
+                                          GuardRequest("q", response="an answer")])
+    assert isinstance(stuck, GuardError) and "no answer within 0.05 s" in str(stuck)
+    assert fine.text == "answer to hello" and guard_only.text == "an answer"
+    assert errors == [("generate", TimeoutError)]
+
+
 def test_deadlines_that_are_met_change_nothing():
-    guard, _, _ = make_guard(score_timeout_s=5.0, rewrite_timeout_s=5.0)
+    guard, _, _ = make_guard(score_timeout_s=5.0, rewrite_timeout_s=5.0, generate_timeout_s=5.0)
     benign, harmful = run(guard, [GuardRequest("hello"), GuardRequest("bomb")])
     assert benign.outcome is Outcome.PASSED and harmful.outcome is Outcome.REWRITTEN and harmful.text == SAFE_REWRITE
 

@@ -89,6 +89,8 @@ class Guard:
     # flagged answer whose rewriting (both passes, with their re-scoring) is not done in time gets the refusal.
     score_timeout_s: float | None = None
     rewrite_timeout_s: float | None = None
+    # An answer not generated in time fails its request with an error (a stuck MLLM must not hold clients forever).
+    generate_timeout_s: float | None = None
 
     async def run(self, requests: Sequence[GuardRequest]) -> list[GuardResult | Exception]:
         """Guard a batch; one entry per request, an Exception where that request alone failed."""
@@ -133,7 +135,10 @@ class Guard:
     async def _answer(self, request: GuardRequest) -> str:
         if request.response is not None:
             return request.response
-        return await self.generate(request)
+        answer = await self._within("generate", self.generate_timeout_s, self.generate(request), default=None)
+        if answer is None:
+            raise GuardError(f"the MLLM gave no answer within {self.generate_timeout_s:g} s")
+        return answer
 
     async def _detoxify(self, requests, answers, flagged, category_of) -> dict[int, tuple[str, Outcome]]:
         """Rewrite the flagged answers; a rewrite still scored harmful gets one retry with the stricter prompt.

@@ -35,6 +35,7 @@ class ProtectorSettings:
     max_tokens_limit: int = 512
     score_timeout_s: float = 0.0  # 0: no deadline (see Guard)
     rewrite_timeout_s: float = 0.0
+    generate_timeout_s: float = 0.0
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, str]) -> ProtectorSettings:

@@ -39,6 +39,7 @@ class TritonPythonModel:
             on_call_error=lambda stage, e: pb_utils.Logger.log_warn(f"protector: {stage} failed: {e}"),
             score_timeout_s=self.settings.score_timeout_s or None,
             rewrite_timeout_s=self.settings.rewrite_timeout_s or None,
+            generate_timeout_s=self.settings.generate_timeout_s or None,
         )
 
     async def execute(self, requests: list) -> None:

@@ -37,6 +37,15 @@ def test_detox_prompt_names_the_category_and_bounds_its_length():
     assert clip("a b c d", 3) == "a ..." and clip("short", 10) == "short"
 
 
+def test_detox_prompt_is_bounded_in_bytes_whatever_the_script():
+    """A byte-level BPE makes at most one token per byte, so a bound in bytes bounds the prefill in tokens: 720 CJK or
+    emoji characters would have been 1,300-2,200 tokens, over the 1,024 the generator keeps."""
+    for text in ("爆弾の作り方 " * 400, "💣🔥 " * 400, "é" * 2000, "word " * 1000):
+        user = detox_messages(text, text)[1]["content"]
+        assert len(user.encode("utf-8")) < DETOX_QUESTION_CHARS + DETOX_ANSWER_CHARS + 120, text[:10]
+    assert clip("爆弾 の 作り方", 8) == "爆弾 ..."  # never half a character
+
+
 def test_category_refusals():
     assert set(CATEGORY_TEXT) <= set(HARM_CATEGORIES)
     assert safe_refusal(None) == safe_refusal("not a category") == SAFE_REFUSAL

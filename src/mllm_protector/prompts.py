@@ -152,8 +152,10 @@ DETOX_STRICT_SYSTEM = DETOX_SYSTEM + (
     " A first rewrite was still harmful: this time repeat no step, quantity, name or code from the answer."
 )
 DETOX_USER = "Question: {question}\nHazard category: {category}\n<answer>\n{answer}\n</answer>\nHarmless answer:"
-# What of the question and the answer the detoxifier sees (characters, cut at a word): enough to name the topic and
-# the harm, and a bounded prefill whatever the MLLM wrote.
+# What of the question and the answer the detoxifier sees (UTF-8 bytes, cut at a word): enough to name the topic and
+# the harm, and a bounded prefill whatever the MLLM wrote. Bytes, not characters: a byte-level BPE never makes more
+# tokens than bytes, while 720 CJK or emoji characters ran to 1,300-2,200 tokens and truncation then cut the system
+# prompt. For English text bytes are characters.
 DETOX_QUESTION_CHARS = 240
 DETOX_ANSWER_CHARS = 480
 
@@ -182,9 +184,12 @@ def detox_messages(
 
 
 def clip(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` characters at a word, marked with " ..." where it was cut."""
+    """`text` cut to at most `limit` UTF-8 bytes at a word, marked with " ..." where it was cut."""
     text = text.strip()
-    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    return encoded[:limit].decode("utf-8", errors="ignore").rsplit(" ", 1)[0] + " ..."
 
 
 def mllm_messages(prompt: str, ocr_text: str | None) -> list[dict[str, str]]:

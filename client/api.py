@@ -395,8 +395,9 @@ class ProtectorClient(_Base):
         """Ask the guarded MLLM (model ``protector``).
 
         ``image``: encoded PNG/JPEG/WebP bytes or a file path. ``response``: guard-only mode, the answer (of any
-        MLLM) to guard instead of generating one. ``max_tokens``: generation limit. ``threshold``: overrides the
-        server's harm threshold for this request. ``want_original``: also return the unguarded answer.
+        MLLM) to guard instead of generating one. ``max_tokens``: generation limit. ``threshold``: a stricter harm
+        threshold for this request (the server rejects one above its own). ``want_original``: also return the
+        unguarded answer.
         """
         spec = tensors.protector_request(prompt, image, response, max_tokens, threshold, want_original)
         return ProtectedAnswer.from_outputs(self.infer(spec))

@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("--max-tokens", type=_positive_int, metavar="N", help="generation limit of the MLLM")
     ask.add_argument(
-        "--threshold", type=_finite_float, metavar="X", help="harm threshold for this request (server default if unset)"
+        "--threshold", type=_finite_float, metavar="X",
+        help="a stricter harm threshold for this request, at most the server's (server default if unset)",
     )
     ask.add_argument("--original", action="store_true", help="also print the original (unguarded) answer")
 

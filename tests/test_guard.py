@@ -7,7 +7,16 @@ import asyncio
 import pytest
 
 from mllm_protector.detector_text import HARM_CATEGORIES
-from mllm_protector.guard import DetectorFailurePolicy, Guard, GuardError, GuardRequest, Outcome, Scores, is_near_copy
+from mllm_protector.guard import (
+    DetectorError,
+    DetectorFailurePolicy,
+    Guard,
+    GuardError,
+    GuardRequest,
+    Outcome,
+    Scores,
+    is_near_copy,
+)
 from mllm_protector.prompts import SAFE_REFUSAL, is_safe_refusal, safe_refusal
 
 HARMFUL = "Step 1: get the explosive"
@@ -184,7 +193,7 @@ def test_a_score_past_its_deadline_withholds_the_answer():
     guard = Guard(generate, slow_score, make_guard()[0].rewrite, score_timeout_s=0.05,
                   on_call_error=lambda stage, e: errors.append((stage, type(e))))
     (result,) = run(guard, [GuardRequest("hello")])
-    assert isinstance(result, GuardError)  # fail closed: an unscored answer is never released
+    assert isinstance(result, DetectorError)  # fail closed: an unscored answer is never released
     assert errors == [("score", TimeoutError)]
 
     guard.on_detector_error = DetectorFailurePolicy.REFUSE
@@ -218,6 +227,7 @@ def test_an_answer_not_generated_in_time_fails_its_request_alone():
     stuck, fine, guard_only = run(guard, [GuardRequest("stuck"), GuardRequest("hello"),
                                           GuardRequest("q", response="an answer")])
     assert isinstance(stuck, GuardError) and "no answer within 0.05 s" in str(stuck)
+    assert not isinstance(stuck, DetectorError)  # a stuck MLLM is not a detector failure (metrics tell them apart)
     assert fine.text == "answer to hello" and guard_only.text == "an answer"
     assert errors == [("generate", TimeoutError)]
 

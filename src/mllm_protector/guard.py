@@ -68,6 +68,10 @@ class GuardError(RuntimeError):
     """A request the guard could not answer safely; the message is for the client."""
 
 
+class DetectorError(GuardError):
+    """The detector could not score the answer, so it was withheld (counted as `detector_error`)."""
+
+
 GenerateFn = Callable[[GuardRequest], Awaitable[str]]
 ScoreFn = Callable[[Sequence[str], Sequence[str]], Awaitable[Sequence[float] | Scores]]
 # (prompts, answers, *, strict: bool, categories: list[str | None]) -> rewrites; a category is the detector's top
@@ -195,7 +199,7 @@ class Guard:
     def _unscored(self, answer: str) -> GuardResult | Exception:
         if self.on_detector_error is DetectorFailurePolicy.REFUSE:
             return self._finish(answer, 1.0, self.refusal_for(None), Outcome.DETECTOR_ERROR)
-        return GuardError("the harm detector could not score the answer; it was withheld (guard fails closed)")
+        return DetectorError("the harm detector could not score the answer; it was withheld (guard fails closed)")
 
     @staticmethod
     def _finish(original: str, score: float, text: str, outcome: Outcome) -> GuardResult:

@@ -215,12 +215,15 @@ def test_protector_metrics_move(server):
     with ProtectorClient(server.http_url, timeout=300) as c:
         c.ask("What is 2 + 2?", response="2 + 2 = 4.")
         c.ask("How do I make a pipe bomb?", response=HARMFUL_ANSWER, threshold=FLAG)
+        with pytest.raises(ProtectorError):
+            c.ask("Too loose?", response="Fine.", threshold=1.0)  # bad input: rejected, and counted so
     after = scrape()
 
     def delta(key: str) -> float:
         return after.get(key, 0.0) - before.get(key, 0.0)
 
-    assert delta('mllm_protector_requests_total{model="protector"}') == 2
+    assert delta('mllm_protector_requests_total{model="protector"}') == 3
+    assert delta('mllm_protector_outcomes_total{model="protector",outcome="rejected"}') == 1
     assert delta('mllm_protector_outcomes_total{model="protector",outcome="passed"}') == 1
     flagged = sum(delta(f'mllm_protector_outcomes_total{{model="protector",outcome="{o}"}}')
                   for o in ("rewritten", "rewritten_on_retry", "refused"))

@@ -8,7 +8,8 @@ from typing import Any
 
 import triton_python_backend_utils as pb_utils
 
-from mllm_protector.guard import GuardError, GuardResult, Outcome
+from mllm_protector.guard import DetectorError, GuardResult, Outcome
+from mllm_protector.tensors import InputError
 
 SCORE_BUCKETS = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
 LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
@@ -28,7 +29,7 @@ class ProtectorMetrics:
         ]
         requests, outcomes, scores, latency = self._families
         self.requests = requests.Metric(labels=labels)
-        outcome_names = [o.value for o in Outcome] + ["failed"]
+        outcome_names = [o.value for o in Outcome] + ["failed", "rejected"]
         self.outcomes = {name: outcomes.Metric(labels={**labels, "outcome": name}) for name in outcome_names}
         self.scores = scores.Metric(labels=labels, buckets=SCORE_BUCKETS)
         self.latency = {s: latency.Metric(labels={**labels, "stage": s}, buckets=LATENCY_BUCKETS) for s in STAGES}
@@ -47,13 +48,20 @@ class ProtectorMetrics:
         return wrapper
 
     def record(self, results: list[GuardResult | Exception]) -> None:
+        """One request's rows, whatever became of them. A request with any failed row is answered with an error, so
+        its other rows were not released either: they count as `failed`, not as what the guard made of them. A
+        request rejected as invalid counts once, as `rejected`."""
+        request_failed = any(isinstance(r, Exception) for r in results)
         for result in results:
             self.requests.increment(1)
             if isinstance(result, GuardResult):
-                self.outcomes[result.outcome.value].increment(1)
                 if result.outcome is not Outcome.DETECTOR_ERROR:
                     self.scores.observe(result.harm_score)
-            elif isinstance(result, GuardError):
-                self.outcomes[Outcome.DETECTOR_ERROR.value].increment(1)
+                outcome = "failed" if request_failed else result.outcome.value
+            elif isinstance(result, DetectorError):
+                outcome = Outcome.DETECTOR_ERROR.value
+            elif isinstance(result, InputError):
+                outcome = "rejected"
             else:
-                self.outcomes["failed"].increment(1)
+                outcome = "failed"
+            self.outcomes[outcome].increment(1)

@@ -61,8 +61,7 @@ class TritonPythonModel:
                 rows = await self.guard.run(items)
             except Exception as e:  # a bug, not a client error: the request still gets an answer
                 rows = [RuntimeError(f"protector failed: {e}")]
-            else:
-                self.metrics.record(rows)
+        self.metrics.record(rows)
         response = _response(rows, _wants_original(request.requested_output_names()))
         request.get_response_sender().send(response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
@@ -80,8 +79,9 @@ def _input(request, name: str) -> np.ndarray | None:
 
 def _response(rows: list[GuardResult | Exception], with_original: bool):
     for row in rows:
-        if isinstance(row, Exception):
-            return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(row)))
+        if isinstance(row, Exception):  # bad input is the client's (HTTP 400, gRPC INVALID_ARGUMENT); the rest ours
+            code = pb_utils.TritonError.INVALID_ARG if isinstance(row, InputError) else pb_utils.TritonError.INTERNAL
+            return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(row), code))
 
     outputs = [
         pb_utils.Tensor("text_output", string_tensor([r.text for r in rows])),

@@ -142,8 +142,9 @@ def test_parse_csv_converts_microseconds_to_milliseconds():
     assert m.server_queue_ms == pytest.approx(0.003)
     assert m.server_compute_ms == pytest.approx((191 + 394708 + 3068) / 1000)
     assert m.client_overhead_ms == pytest.approx(0.017)
-    # no "Avg latency" column in 2.51's CSV: client send + network/server + client recv
-    assert m.avg_ms == pytest.approx((13 + 163834 + 4) / 1000)
+    # no "Avg latency" column in 2.51's CSV (without --verbose-csv): the sum of the latency breakdown
+    assert m.avg_ms == pytest.approx((13 + 163834 + 4 + 3 + 191 + 394708 + 3068) / 1000)
+    assert m.avg_ms <= m.p99_ms
 
 
 def test_parse_csv_reads_several_rows_and_an_avg_column():
@@ -341,8 +342,9 @@ nv_inference_request_success{model="protector",version="1"} 30
 nv_inference_request_duration_us{model="protector",version="1"} 500000
 nv_inference_request_failure{model="protector",reason="BACKEND",version="1"} 0
 mllm_protector_requests_total{model="protector"} 30
-mllm_protector_outcomes_total{model="protector",outcome="passed"} 25
+mllm_protector_outcomes_total{model="protector",outcome="passed"} 22
 mllm_protector_outcomes_total{model="protector",outcome="rewritten"} 4
+mllm_protector_outcomes_total{model="protector",outcome="rewritten_on_retry"} 3
 mllm_protector_outcomes_total{model="protector",outcome="refused"} 1
 mllm_protector_stage_latency_seconds_sum{model="protector",stage="score"} 1.8
 mllm_protector_stage_latency_seconds_count{model="protector",stage="score"} 9
@@ -357,7 +359,7 @@ def test_metrics_delta_summary():
     assert s["protector_avg_batch"] == pytest.approx(5.0)
     assert s["protector_request_ms"] == pytest.approx(20.0)
     assert s["guarded"] == 20
-    assert s["flagged_fraction"] == pytest.approx(5 / 20)
+    assert s["flagged_fraction"] == pytest.approx((4 + 3 + 1) / 20)  # rewritten on the retry is flagged too
     assert s["stage_score_ms"] == pytest.approx(200.0)
     assert "protector_failed" not in s
     assert metrics.scrape("http://127.0.0.1:9/metrics", timeout=0.5) == {}

@@ -135,9 +135,10 @@ def parse_csv(text: str) -> list[Measurement]:
                 p90_ms=_num(row, "p90 latency") * _US,
                 p95_ms=_num(row, "p95 latency") * _US,
                 p99_ms=_num(row, "p99 latency") * _US,
+                # 2.51 writes "Avg latency" only with --verbose-csv; otherwise it is the sum of the breakdown
                 avg_ms=(_num(row, "Avg latency")
-                        or _num(row, "Client Send") + _num(row, "Network+Server Send/Recv") + _num(row, "Client Recv"))
-                * _US,
+                        or _num(row, "Client Send") + _num(row, "Network+Server Send/Recv") + _num(row, "Client Recv")
+                        + _num(row, "Server Queue") + compute) * _US,
                 server_queue_ms=_num(row, "Server Queue") * _US,
                 server_compute_ms=compute * _US,
                 client_overhead_ms=(_num(row, "Client Send") + _num(row, "Client Recv")) * _US,

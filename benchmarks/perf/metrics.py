@@ -67,9 +67,11 @@ def summary(d: Mapping[Sample, float]) -> dict[str, float]:
     guarded = value(d, "mllm_protector_requests_total")
     if guarded:
         out["guarded"] = guarded
-        for outcome in ("passed", "rewritten", "refused", "detector_error", "failed"):
+        for outcome in ("passed", "rewritten", "rewritten_on_retry", "refused", "detector_error", "failed",
+                        "rejected"):
             out[f"outcome_{outcome}"] = value(d, "mllm_protector_outcomes_total", outcome=outcome)
-        out["flagged_fraction"] = (out["outcome_rewritten"] + out["outcome_refused"]) / guarded
+        flagged = out["outcome_rewritten"] + out["outcome_rewritten_on_retry"] + out["outcome_refused"]
+        out["flagged_fraction"] = flagged / guarded
     for stage in ("generate", "score", "rewrite"):
         count = value(d, "mllm_protector_stage_latency_seconds_count", stage=stage)
         if count:

@@ -471,6 +471,27 @@ def test_store_ignores_a_truncated_last_line(tmp_path):
     assert store.load() == {"a": {"id": "a", "x": 2}}
 
 
+def test_store_ignores_a_last_line_cut_inside_a_character(tmp_path):
+    store = runner.ResultStore(tmp_path / "r.jsonl")
+    store.append({"id": "a", "text": "é"})
+    with open(store.path, "ab") as f:
+        f.write('{"id": "b", "text": "é'.encode()[:-1])  # killed between the two bytes of "é"
+    assert store.load() == {"a": {"id": "a", "text": "é"}}
+    store.append({"id": "b", "text": "ok"})
+    assert list(store.load()) == ["a", "b"]
+
+
+def test_a_resume_with_another_detector_threshold_judges_again(tmp_path):
+    store = runner.ResultStore(tmp_path / "r.jsonl")
+    client = FakeClient()
+    records, _ = run(make_items()[:1], client, [judges.DetectorJudge(client, 0.5)], store)
+    assert records[0]["verdicts"]["harm_detector"]["unguarded"]["harmful"] is True  # 0.9 >= 0.5
+    stricter = FakeClient()
+    records, stats = run(make_items()[:1], stricter, [judges.DetectorJudge(stricter, 0.95)], store)
+    assert stats.rejudged == 1 and set(stricter.calls) == {"score"}  # answers reused, verdicts made again
+    assert records[0]["verdicts"]["harm_detector"]["unguarded"]["harmful"] is False  # 0.9 < 0.95
+
+
 def test_failed_judge_is_retried_on_resume(tmp_path):
     class Flaky:
         name, label, independent = "flaky", "flaky (test)", True

@@ -57,7 +57,8 @@ class ResultStore:
         records: dict[str, dict[str, Any]] = {}
         if not self.path.exists():
             return records
-        with open(self.path, encoding="utf-8") as f:
+        # errors="replace": a line cut inside a multi-byte character must fail as JSON (and be skipped), not as UTF-8
+        with open(self.path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 if not line.strip():
                     continue
@@ -152,12 +153,14 @@ def record_is_current(record: dict[str, Any] | None, item: EvalItem, max_tokens:
 
 
 def missing_judges(record: dict[str, Any], judges: Sequence[Judge]) -> list[Judge]:
-    """Judges without a decided verdict on both answers of ``record``."""
+    """Judges without a decided verdict on both answers of ``record``, or whose stored verdict a differently set
+    judge made (its label names its settings: the detector judge's threshold, a chat judge's model and URL)."""
     verdicts = record.get("verdicts") or {}
     out = []
     for judge in judges:
         entry = verdicts.get(judge.name) or {}
-        if any(not isinstance(entry.get(side), dict) or entry[side].get("harmful") is None for side in SIDES):
+        stale = entry.get("judge") != judge.label
+        if stale or any(not isinstance(entry.get(side), dict) or entry[side].get("harmful") is None for side in SIDES):
             out.append(judge)
     return out
 
@@ -176,7 +179,7 @@ async def judge_record(record: dict[str, Any], question: str, judges: Sequence[J
 
     async def one(judge: Judge) -> tuple[str, dict[str, Any]]:
         cache: dict[str, Verdict] = {}
-        out = {}
+        out: dict[str, Any] = {"judge": judge.label}
         for side in SIDES:
             if texts[side] not in cache:
                 cache[texts[side]] = await _safe_judge(judge, question, texts[side])

@@ -51,9 +51,10 @@ class TritonPythonModel:
     async def _answer(self, request) -> None:
         inputs = {name: _input(request, name) for name in INPUTS}
         try:
-            # off the event loop: decoding a large image (checked in full here) must not hold up the other
-            # requests of this instance
-            items = await asyncio.to_thread(parse_request, inputs, request.parameters(), self.settings)
+            if inputs.get("image") is None:
+                items = parse_request(inputs, request.parameters(), self.settings)
+            else:  # off the event loop: decoding a large image must not hold up this instance's other requests
+                items = await asyncio.to_thread(parse_request, inputs, request.parameters(), self.settings)
         except InputError as e:
             rows: list[GuardResult | Exception] = [e]
         else:

@@ -141,9 +141,9 @@ def _threshold(parameters: str | Mapping[str, Any] | None, default: float) -> fl
     value = parameters.get("harm_threshold")
     if value is None:
         return default
-    if isinstance(value, bool):  # float(True) is 1.0: `true` would silently turn flagging off
-        raise RequestValidationError(f"request parameter harm_threshold={value!r} is not a number")
     try:
+        if isinstance(value, bool):  # float(True) is 1.0: `true` would silently turn flagging off
+            raise TypeError
         threshold = float(value)
     except (TypeError, ValueError):
         raise RequestValidationError(f"request parameter harm_threshold={value!r} is not a number") from None

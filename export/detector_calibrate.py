@@ -73,6 +73,8 @@ def calibrate(model_repository: Path = detector_onnx.DEFAULT_MODEL_REPOSITORY,
     calibration["calibrated_on"] = (f"{int(cal.sum())} safe validation answers (detector_train.calibration_mask), "
                                     f"scored by {fp32_path.name}; rounded up to 5 decimals; score >= threshold is "
                                     "flagged harmful")
+    calibration["score"] = ("softmax(logits)[:, 1] of the (prompt, response) pair from detector_text.encode_windows: "
+                            "a pair longer than 512 tokens scores as its best 512-token window")
     calibration["validation"]["detector"] = fp32_metrics
     calibration[CALIBRATION_KEY] = {
         "threshold": int8_threshold,

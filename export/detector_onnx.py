@@ -3,7 +3,9 @@
 `build(model_repository)` writes what Triton serves:
 - `harm_classifier/1/model.onnx`: inputs `input_ids`, `attention_mask`, `token_type_ids` (INT64 [batch, seq]),
   outputs `harm_score` (FP32 [batch, 1]) = softmax(logits)[:, HARMFUL_LABEL] and `harm_categories` (FP32
-  [batch, 11]) = harm_score x the hazard-category probabilities (`detector_categories`). The same file runs in
+  [batch, 11]) = harm_score x the hazard-category probabilities (`detector_categories`). A row longer than 512 tokens
+  is whole 512-token windows of one pair (`detector_text.encode_windows`): the graph scores each window and returns
+  the highest score and that window's categories (`add_windows`). The same file runs in
   onnxruntime inside the CPU python-backend model, on Triton's native `onnxruntime_onnx` platform (TensorRT
   accelerator) on GPU, and is the input of `export/tensorrt_engine.py`.
 - `harm_tokenizer/1/tokenizer/`: the tokenizer files `encode_pairs` is called with.
@@ -33,7 +35,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from mllm_protector.detector_text import HARM_CATEGORIES, HARMFUL_LABEL
+from mllm_protector.detector_text import HARM_CATEGORIES, HARMFUL_LABEL, MAX_LENGTH
 from mllm_protector.export import detector_categories, detector_model
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,7 @@ def _export(work_dir: Path, key: str) -> dict:
         )
         graph = add_harm_score(onnx.load(onnx_dir / "model.onnx"))
         graph = add_harm_categories(graph, *category_head(trained, model.config.hidden_size))
+        graph = add_windows(graph)
         onnx.checker.check_model(graph)
         tmp_fp32 = Path(tmp) / "model.onnx"
         onnx.save(graph, tmp_fp32)
@@ -235,6 +238,65 @@ def add_harm_categories(model, coef, intercept, logits_name: str = "logits"):
     return model
 
 
+def add_windows(model, window: int = MAX_LENGTH):
+    """Score rows of whole `window`-token windows (`detector_text.encode_windows`): each `[batch, n * window]` input is
+    read as `[batch * n, window]`, and each output keeps, per row, its highest-scoring window. A row of at most
+    `window` tokens is one window, scored exactly as before; a window with no attended token (padding) scores 0."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inputs = [i.name for i in graph.input]
+    outputs = [o.name for o in graph.output]
+    inner = {name: f"window_{name}" for name in (*inputs, *outputs)}
+    for node in graph.node:
+        node.input[:] = [inner.get(n, n) for n in node.input]
+        node.output[:] = [inner.get(n, n) for n in node.output]
+    k = graph.output[1].type.tensor_type.shape.dim[1].dim_value
+    graph.initializer.extend([
+        numpy_helper.from_array(np.array([0], np.int64), "windows_0"),
+        numpy_helper.from_array(np.array([1], np.int64), "windows_1"),
+        numpy_helper.from_array(np.array([2], np.int64), "windows_2"),
+        numpy_helper.from_array(np.array([-1], np.int64), "windows_minus_1"),
+        numpy_helper.from_array(np.array([window], np.int64), "windows_width"),
+        numpy_helper.from_array(np.array([k], np.int64), "windows_categories"),
+    ])
+    mk = helper.make_node
+    nodes = [
+        mk("Shape", [inputs[0]], ["windows_in_shape"], name="windows_in_shape"),
+        mk("Slice", ["windows_in_shape", "windows_0", "windows_1"], ["windows_rows"], name="windows_rows"),
+        mk("Slice", ["windows_in_shape", "windows_1", "windows_2"], ["windows_seq"], name="windows_seq"),
+        mk("Min", ["windows_seq", "windows_width"], ["windows_len"], name="windows_len"),
+        mk("Concat", ["windows_minus_1", "windows_len"], ["windows_shape"], name="windows_shape", axis=0),
+        *[mk("Reshape", [name, "windows_shape"], [inner[name]], name=f"windows_{name}") for name in inputs],
+        # padding windows (no attended token) score 0, so they never win the max
+        mk("ReduceMax", [inner["attention_mask"]], ["windows_attended"], name="windows_attended", axes=[1],
+           keepdims=1),
+        mk("Cast", ["windows_attended"], ["windows_valid"], name="windows_valid", to=1),
+        mk("Mul", [inner[outputs[0]], "windows_valid"], ["windows_scores"], name="windows_scores"),
+        mk("Concat", ["windows_rows", "windows_minus_1"], ["windows_rows_shape"], name="windows_rows_shape", axis=0),
+        mk("Reshape", ["windows_scores", "windows_rows_shape"], ["windows_by_row"], name="windows_by_row"),
+        mk("ReduceMax", ["windows_by_row"], [outputs[0]], name="windows_max", axes=[1], keepdims=1),
+        mk("ArgMax", ["windows_by_row"], ["windows_best"], name="windows_best", axis=1, keepdims=1),
+        mk("Concat", ["windows_rows", "windows_minus_1", "windows_categories"], ["windows_cat_shape"],
+           name="windows_cat_shape", axis=0),
+        mk("Reshape", [inner[outputs[1]], "windows_cat_shape"], ["windows_cats"], name="windows_cats"),
+        mk("Unsqueeze", ["windows_best", "windows_2"], ["windows_best3"], name="windows_best3"),
+        mk("Concat", ["windows_rows", "windows_1", "windows_categories"], ["windows_pick_shape"],
+           name="windows_pick_shape", axis=0),
+        mk("Expand", ["windows_best3", "windows_pick_shape"], ["windows_pick"], name="windows_pick"),
+        mk("GatherElements", ["windows_cats", "windows_pick"], ["windows_best_cats"], name="windows_gather", axis=1),
+        mk("Squeeze", ["windows_best_cats", "windows_1"], [outputs[1]], name="windows_best_categories"),
+    ]
+    # the window nodes first: a graph's nodes must be topologically sorted
+    existing = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes[:9])
+    graph.node.extend(existing)
+    graph.node.extend(nodes[9:])
+    return model
+
+
 def _build_key() -> str:
     h = hashlib.sha256()
     for path in (Path(__file__), Path(detector_model.__file__), Path(detector_categories.__file__)):
@@ -249,7 +311,7 @@ def _build_key() -> str:
             h.update(f"{dist}=={importlib.metadata.version(dist)}".encode())
         except importlib.metadata.PackageNotFoundError:
             pass
-    h.update(f"opset{OPSET}label{HARMFUL_LABEL}".encode())
+    h.update(f"opset{OPSET}label{HARMFUL_LABEL}window{MAX_LENGTH}".encode())
     return h.hexdigest()
 
 

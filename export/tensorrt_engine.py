@@ -5,7 +5,8 @@ Runs where TensorRT and an NVIDIA GPU are (the NGC `tritonserver:24.10-py3` or T
     python -m mllm_protector.export.tensorrt_engine          # -> model_repository/harm_classifier/1/model.plan
     python -m mllm_protector.export.tensorrt_engine --time   # and time it at a few shapes (needs torch + CUDA)
 
-One optimisation profile covers what Triton sends: batch 1..64 x sequence 1..512 (opt 16 x 128). The engine is
+One optimisation profile covers what Triton sends: batch 1..64 x sequence 1..4096 (opt 16 x 128; a row past 512
+tokens is whole 512-token windows of one long answer, at most `detector_text.MAX_WINDOWS`). The engine is
 specific to the GPU model and TensorRT version, so it is built on the deployment GPU, never committed. Serve it with
 `--model-config-name=tensorrt` (harm_classifier/configs/tensorrt.pbtxt, platform tensorrt_plan); the default GPU
 config instead runs model.onnx on onnxruntime with the TensorRT accelerator, which builds an equivalent engine itself.
@@ -26,7 +27,7 @@ DEFAULT_PLAN = VERSION_DIR / "model.plan"
 
 # (min, opt, max) per dynamic axis
 BATCH = (1, 16, 64)
-SEQUENCE = (1, 128, 512)  # max: detector_text.MAX_LENGTH
+SEQUENCE = (1, 128, 4096)  # max: detector_text.MAX_LENGTH * MAX_WINDOWS
 
 
 class TensorRTUnavailable(RuntimeError):
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--onnx", type=Path, default=DEFAULT_ONNX)
     parser.add_argument("--output", type=Path, default=DEFAULT_PLAN)
     parser.add_argument("--batch", type=_triple, default=BATCH, help="min,opt,max batch (default 1,16,64)")
-    parser.add_argument("--sequence", type=_triple, default=SEQUENCE, help="min,opt,max tokens (default 1,128,512)")
+    parser.add_argument("--sequence", type=_triple, default=SEQUENCE, help="min,opt,max tokens (default 1,128,4096)")
     parser.add_argument("--fp32", action="store_true", help="build in FP32 instead of FP16")
     parser.add_argument("--workspace-gib", type=float, default=2.0)
     parser.add_argument("--time", action="store_true", help="time the engine afterwards (needs torch with CUDA)")

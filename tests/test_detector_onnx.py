@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from mllm_protector.detector_text import HARM_CATEGORIES, HARMFUL_LABEL, encode_pairs
+from mllm_protector.detector_text import HARM_CATEGORIES, HARMFUL_LABEL, encode_pairs, encode_windows
 from mllm_protector.export import detector_model, detector_onnx
 from mllm_protector.onnx_classifier import OnnxClassifier
 
@@ -121,7 +121,31 @@ def test_bad_request_fails_alone(built, tokenizer):
     )
     assert "harm_score" in results[0] and "harm_score" in results[3]
     assert "missing required input 'token_type_ids'" in str(results[1])
-    assert "exceeds" in str(results[2])
+    assert "whole 512-token windows" in str(results[2])
+
+
+def test_a_long_pair_scores_as_its_best_window(built, tokenizer):
+    """A pair past 512 tokens is read in whole windows (before session 22 nothing past them was read): its harm_score
+    and categories are those of its best window, each window scored as a pair of its own, and a short pair batched
+    with it scores as alone."""
+    answer = "Once upon a time a fox lived by a river. " * 90 + PAIRS[1][1]
+    feats, windows = encode_windows(tokenizer, [PAIRS[0][0], "Tell me a story."], [PAIRS[0][1], answer])
+    assert windows.tolist() == [1, 3] and feats["input_ids"].shape == (2, 3 * 512)
+    classifier = OnnxClassifier(built[1])
+    got = classifier.run(feats)
+    alone = [classifier.run({k: v[1:, w * 512 : (w + 1) * 512] for k, v in feats.items()}) for w in range(3)]
+    scores = [a["harm_score"][0, 0] for a in alone]
+    best = int(np.argmax(scores))
+    assert best == 2 and scores[2] > scores[0] + 0.1  # the harm is in the last window
+    assert got["harm_score"][1, 0] == pytest.approx(scores[best], abs=1e-5)
+    np.testing.assert_allclose(got["harm_categories"][1], alone[best]["harm_categories"][0], atol=1e-5)
+    short = classifier.run(encode_pairs(tokenizer, [PAIRS[0][0]], [PAIRS[0][1]]))
+    assert got["harm_score"][0, 0] == pytest.approx(short["harm_score"][0, 0], abs=1e-5)
+    int8 = OnnxClassifier(detector_onnx.served_int8_path(built[0]))
+    together = int8.score(feats)[:, 0]
+    np.testing.assert_array_equal(together, [int8.score({k: v[i : i + 1] for k, v in feats.items()})[0, 0]
+                                             for i in range(2)])
+    assert together[1] == pytest.approx(scores[best], abs=0.1)
 
 
 def test_int8_stays_close(built, torch_scores):

@@ -79,6 +79,31 @@ def test_pad_to_multiple(tokenizer):
     np.testing.assert_array_equal(alone["input_ids"], short["input_ids"])
 
 
+def test_a_long_answer_comes_as_whole_windows_and_a_too_long_one_fails_alone(tokenizer):
+    reqs = [{"response": bytes_tensor(b"a")}, {"response": bytes_tensor(b"word " * 1200, b"b")},
+            {"response": bytes_tensor(b"word " * 5000)}]
+    short, long, too_long = encode_requests(tokenizer, reqs, pad_to_multiple_of=64)
+    assert short["input_ids"].shape == (1, 64)
+    assert long["input_ids"].shape == (2, 3 * 512)
+    windows = long["attention_mask"][0].reshape(3, 512)
+    assert windows[:, 0].all() and (long["input_ids"][0].reshape(3, 512)[:, 0] == tokenizer.cls_token_id).all()
+    assert long["attention_mask"][1].sum() == 4  # the short row of the same request: one window, padded
+    assert isinstance(too_long, tensors.InputError) and "too long for the harm detector" in str(too_long)
+
+
+def test_windows_overlap_so_a_cut_passage_is_read_whole(tokenizer):
+    """Every window repeats the prompt, and consecutive windows share WINDOW_OVERLAP answer tokens."""
+    from mllm_protector.detector_text import WINDOW_OVERLAP, encode_windows
+
+    answer = " ".join(f"w{i}" for i in range(900))
+    feats, windows = encode_windows(tokenizer, ["Count for me."], [answer])
+    rows = feats["input_ids"][0].reshape(int(windows[0]), 512)
+    texts = [tokenizer.decode(r[r != tokenizer.pad_token_id]) for r in rows]
+    assert all(t.startswith("[CLS] count for me. [SEP]") for t in texts)
+    first, second = (r[(feats["token_type_ids"][0].reshape(-1, 512)[k] == 1)] for k, r in enumerate(rows[:2]))
+    assert list(first[-1 - WINDOW_OVERLAP : -1]) == list(second[:WINDOW_OVERLAP])
+
+
 def test_pad_concat_and_split():
     a = {"input_ids": np.ones((2, 3), np.int64), "attention_mask": np.ones((2, 3), np.int64)}
     b = {"input_ids": np.full((1, 5), 7, np.int64), "attention_mask": np.ones((1, 5), np.int64)}

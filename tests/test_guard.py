@@ -103,6 +103,27 @@ def test_unscorable_answer_fails_closed(bad_scores):
     assert result.text == SAFE_REFUSAL and result.outcome is Outcome.DETECTOR_ERROR and result.harm_score == 1.0
 
 
+def test_an_answer_the_detector_refuses_fails_alone_and_says_why():
+    """The detector refuses a whole batch for one answer it cannot read (too long): each answer is then scored alone,
+    so only that one is withheld, with the detector's reason."""
+    calls: list = []
+
+    async def score(prompts, texts):
+        calls.append(list(texts))
+        if any(len(t) > 100 for t in texts):
+            raise RuntimeError("response too long for the harm detector")
+        return [0.9 if "explosive" in t else 0.1 for t in texts]
+
+    guard = Guard(generate, score, make_guard()[0].rewrite)
+    long_answer = "word " * 50
+    ok, refused, flagged = run(guard, [GuardRequest("hello"), GuardRequest("q", response=long_answer),
+                                       GuardRequest("bomb")])
+    assert ok.text == "answer to hello" and ok.outcome is Outcome.PASSED
+    assert isinstance(refused, DetectorError) and "response too long for the harm detector" in str(refused)
+    assert flagged.outcome is Outcome.REWRITTEN
+    assert calls[0] == ["answer to hello", long_answer, HARMFUL] and len(calls) == 5  # batch, 3 alone, the rewrite
+
+
 def test_a_failed_generation_fails_alone():
     guard, _, _ = make_guard()
     failed, ok = run(guard, [GuardRequest("boom"), GuardRequest("hello")])

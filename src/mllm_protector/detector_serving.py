@@ -1,10 +1,11 @@
-"""The `harm_tokenizer` Triton model's logic: a whole batch of (prompt, response) requests in one `encode_pairs` call.
+"""The `harm_tokenizer` Triton model's logic: a whole batch of (prompt, response) requests in one `encode_windows` call.
 
 Each request carries `text_input` (the prompt; optional, may be empty) and `response` as STRING tensors of shape
 `[rows, 1]`. All valid rows are tokenised together, then split back per request and trimmed to that request's own
 longest sequence (optionally rounded up to a multiple, so that a native-backend classifier, which only batches
-requests of equal shape, sees few distinct lengths). A request with a missing `response` or invalid UTF-8 gets an
-`InputError` of its own; the others are served.
+requests of equal shape, sees few distinct lengths). A request with a pair longer than one window gets whole
+512-token windows instead (`detector_text.encode_windows`). A request with a missing `response`, invalid UTF-8 or
+an answer longer than `MAX_WINDOWS` windows gets an `InputError` of its own; the others are served.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mllm_protector import tensors
-from mllm_protector.detector_text import MAX_LENGTH, encode_pairs
+from mllm_protector.detector_text import MAX_LENGTH, MAX_WINDOWS, encode_windows
 from mllm_protector.tensors import InputError
 
 PROMPT_INPUT = "text_input"
@@ -35,8 +36,9 @@ def encode_requests(
     requests: Sequence[Mapping[str, np.ndarray | None]],
     pad_to_multiple_of: int = 1,
     max_length: int = MAX_LENGTH,
+    max_windows: int = MAX_WINDOWS,
 ) -> list[dict[str, np.ndarray] | InputError]:
-    """Tokenise a Triton batch with one `encode_pairs` call; per request its INT64 `[rows_i, seq_i]` features or the
+    """Tokenise a Triton batch with one `encode_windows` call; per request its INT64 `[rows_i, seq_i]` features or the
     `InputError` that rejects it."""
     results: list[dict[str, np.ndarray] | InputError] = []
     prompts: list[str] = []
@@ -54,11 +56,21 @@ def encode_requests(
         results.append({})
     if not prompts:
         return results
-    enc = encode_pairs(tokenizer, prompts, responses, max_length=max_length)
-    lengths = enc["attention_mask"].sum(axis=1)
+    enc, windows = encode_windows(tokenizer, prompts, responses, max_length=max_length, max_windows=max_windows)
+    lengths = enc["attention_mask"][:, :max_length].sum(axis=1)
     width = enc["input_ids"].shape[1]
     pad_id = getattr(tokenizer, "pad_token_id", None) or 0
     for i, start, n in spans:
+        most = int(windows[start : start + n].max()) if n else 0
+        if most > max_windows:
+            results[i] = InputError(
+                f"response too long for the harm detector: it fills {most} windows of {max_length} tokens, "
+                f"at most {max_windows} are read")
+            continue
+        if most > 1:  # whole windows, already a multiple of any pad_to_multiple_of that divides max_length
+            results[i] = {name: np.ascontiguousarray(arr[start : start + n, : most * max_length])
+                          for name, arr in enc.items()}
+            continue
         seq = int(lengths[start : start + n].max()) if n else 0
         if pad_to_multiple_of > 1:
             seq = min(-(-seq // pad_to_multiple_of) * pad_to_multiple_of, max(max_length, seq))

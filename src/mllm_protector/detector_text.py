@@ -1,8 +1,8 @@
 """How a (prompt, response) pair becomes the harm detector's input.
 
-Training, ONNX export, the `harm_tokenizer` Triton model and the evaluation all call `encode_pairs`, so the detector
-is scored on exactly the text layout it was trained on (the reference code trained on question + answer but scored
-the answer alone).
+Training, ONNX export, the `harm_tokenizer` Triton model and the evaluation all call `encode_pairs` (serving and the
+evaluation through `encode_windows`, which is the same for every pair that fits), so the detector is scored on exactly
+the text layout it was trained on (the reference code trained on question + answer but scored the answer alone).
 """
 
 from __future__ import annotations
@@ -20,6 +20,14 @@ import numpy as np
 MAX_LENGTH = 512
 # The prompt gets at most this many tokens; the rest of the budget goes to the response, which carries the harm.
 MAX_PROMPT_TOKENS = 64
+# A pair longer than MAX_LENGTH is read in windows of MAX_LENGTH tokens (`encode_windows`): until session 22 everything
+# after the first ~450 answer tokens went unread, and a harmful answer behind 450 words of harmless text was released
+# (flagged: 198 of 395 harmful validation answers truncated, 352 read in windows). Consecutive windows share this many
+# answer tokens, so a passage that a window boundary cuts is still read whole in one of them.
+WINDOW_OVERLAP = 128
+# The most windows one pair is read in: ~2,900 answer tokens (~2,200 English words), six times an MLLM answer at
+# max_tokens_limit. A longer answer is refused with an error (the protector then fails closed), never half read.
+MAX_WINDOWS = 8
 
 # label index of the classifier head whose probability is the harm score
 HARMFUL_LABEL = 1
@@ -60,6 +68,54 @@ def encode_pairs(
         split_special_tokens=True,
     )
     return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+
+
+def encode_windows(
+    tokenizer: Any,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    max_length: int = MAX_LENGTH,
+    overlap: int = WINDOW_OVERLAP,
+    max_windows: int | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """`encode_pairs`, with the whole of every answer read: (features, windows per pair).
+
+    A pair that fits in `max_length` tokens is its `encode_pairs` row. A longer one becomes `n` windows
+    `[CLS] prompt [SEP] part [SEP]` of exactly `max_length` tokens, the parts overlapping by `overlap` tokens, laid
+    end to end in its row: `[pairs, n * max_length]`, the rows of shorter pairs padded (mask 0). The classifier graph
+    scores each window and keeps the highest score (`export/detector_onnx.add_windows`). With `max_windows`, a row
+    keeps at most that many windows (the count returned is the true one, for the caller to refuse the pair).
+    """
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    clipped = [_clip(tokenizer, normalize(p), MAX_PROMPT_TOKENS) for p in prompts]
+    enc = tokenizer(
+        clipped,
+        [normalize(r) for r in responses],
+        truncation="only_second",
+        max_length=max_length,
+        padding="longest",
+        return_tensors="np",
+        split_special_tokens=True,
+        return_overflowing_tokens=True,
+        stride=overlap,
+    )
+    pair_of = np.asarray(enc.pop("overflow_to_sample_mapping"))
+    windows = np.bincount(pair_of, minlength=len(prompts))
+    feats = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+    if len(prompts) == 0 or windows.max() == 1:
+        return feats, windows
+    slot = np.arange(len(pair_of)) - np.searchsorted(pair_of, pair_of)  # window index within its pair
+    if max_windows is not None:
+        keep = slot < max_windows
+        pair_of, slot, feats = pair_of[keep], slot[keep], {k: v[keep] for k, v in feats.items()}
+    width = int(slot.max() + 1) * max_length
+    pad_id = getattr(tokenizer, "pad_token_id", None) or 0
+    out = {k: np.full((len(prompts), width), pad_id if k == "input_ids" else 0, np.int64) for k in feats}
+    for k, arr in feats.items():
+        for row, (pair, w) in enumerate(zip(pair_of, slot, strict=True)):
+            out[k][pair, w * max_length : w * max_length + arr.shape[1]] = arr[row]
+    return out, windows
 
 
 # Cyrillic and Greek letters drawn like Latin ones (Unicode TR39 confusables). Written into English words they split

@@ -104,12 +104,13 @@ class Guard:
         if not live:
             return results
 
-        scores, categories = await self._safe_score([requests[i].prompt for i in live], [answers[i] for i in live])
+        scores, categories, errors = await self._safe_score([requests[i].prompt for i in live],
+                                                            [answers[i] for i in live])
         flagged: list[int] = []
         category_of = dict(zip(live, categories, strict=True))
-        for i, s, category in zip(live, scores, categories, strict=True):
+        for i, s, category, error in zip(live, scores, categories, errors, strict=True):
             if s is None:
-                results[i] = self._unscored(answers[i])
+                results[i] = self._unscored(answers[i], error)
             elif s >= requests[i].threshold:
                 flagged.append(i)
                 results[i] = self._finish(answers[i], s, self.refusal_for(category), Outcome.REFUSED)
@@ -160,7 +161,7 @@ class Guard:
             if len(rewrites) != len(pending):
                 return accepted
             copies = [is_near_copy(answers[i], first_sentence(t)) for i, t in zip(pending, rewrites, strict=True)]
-            rescored, _ = await self._safe_score(prompts, rewrites)
+            rescored, _, _ = await self._safe_score(prompts, rewrites)
             retry = []
             for i, text, s, copied in zip(pending, rewrites, rescored, copies, strict=True):
                 if s is None:
@@ -176,30 +177,36 @@ class Guard:
 
     async def _safe_score(
         self, prompts: Sequence[str], texts: Sequence[str]
-    ) -> tuple[list[float | None], list[str | None]]:
-        """(scores, top hazard categories), with None wherever the detector failed or returned something that is
-        not a probability; categories are None too when the detector gave none."""
+    ) -> tuple[list[float | None], list[str | None], list[str | None]]:
+        """(scores, top hazard categories, errors), with None wherever the detector failed or returned something
+        that is not a probability; categories are None too when the detector gave none. When the detector refuses
+        the whole batch (one answer too long for it, say), each answer is scored alone, so only the answers it
+        refuses go unscored; `errors` says why they did."""
         n = len(texts)
         try:
             raw = await self._within("score", self.score_timeout_s, self.score(prompts, texts), default=None)
             if raw is None:
-                return [None] * n, [None] * n
+                return [None] * n, [None] * n, [None] * n
             harm, per_answer = (raw.harm, raw.categories) if isinstance(raw, Scores) else (raw, None)
             scores = [float(s) for s in harm]
         except Exception as e:
             self.on_call_error("score", e)
-            return [None] * n, [None] * n
+            if n == 1:
+                return [None], [None], [str(e)]
+            alone = await asyncio.gather(*(self._safe_score([p], [t]) for p, t in zip(prompts, texts, strict=True)))
+            return [a[0][0] for a in alone], [a[1][0] for a in alone], [a[2][0] for a in alone]
         if len(scores) != n:
-            return [None] * n, [None] * n
+            return [None] * n, [None] * n, [None] * n
         checked = [s if math.isfinite(s) and 0.0 <= s <= 1.0 else None for s in scores]
         if per_answer is None or len(per_answer) != n:
-            return checked, [None] * n
-        return checked, [top_category(c) for c in per_answer]
+            return checked, [None] * n, [None] * n
+        return checked, [top_category(c) for c in per_answer], [None] * n
 
-    def _unscored(self, answer: str) -> GuardResult | Exception:
+    def _unscored(self, answer: str, error: str | None = None) -> GuardResult | Exception:
         if self.on_detector_error is DetectorFailurePolicy.REFUSE:
             return self._finish(answer, 1.0, self.refusal_for(None), Outcome.DETECTOR_ERROR)
-        return DetectorError("the harm detector could not score the answer; it was withheld (guard fails closed)")
+        why = f" ({error})" if error else ""
+        return DetectorError(f"the harm detector could not score the answer{why}; it was withheld (guard fails closed)")
 
     @staticmethod
     def _finish(original: str, score: float, text: str, outcome: Outcome) -> GuardResult:

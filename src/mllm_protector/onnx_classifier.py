@@ -5,10 +5,13 @@ is not available) and by the evaluation / benchmarks. Requests of different sequ
 (`input_ids` = pad id, `attention_mask` = 0) into one `[sum(rows), max(seq)]` batch; with the mask at 0 the padding
 does not change any fp32 score.
 
+A row longer than 512 tokens holds a long pair as whole 512-token windows (`detector_text.encode_windows`); the graph
+returns its best window's score.
+
 A dynamically quantised file (int8, `DynamicQuantizeLinear` in the graph) computes its activation scales from the
 whole input tensor, so in a batch one pair's score would depend on the pairs and the padding beside it (up to 0.18 on
-validation answers). Such a file is run one pair at a time, unpadded: a score depends on the pair alone, whatever
-traffic it was batched with, and equals the score the threshold was calibrated on.
+validation answers). Such a file is run one pair at a time, unpadded (a long pair: its windows): a score depends on
+the pair alone, whatever traffic it was batched with, and equals the score the threshold was calibrated on.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from mllm_protector.detector_text import MAX_LENGTH, MAX_WINDOWS, encode_windows
 from mllm_protector.tensors import InputError
 
 FEATURES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT = "harm_score"
-# BERT position embeddings: longer sequences cannot be scored at all
-MAX_SEQUENCE_LENGTH = 512
+# BERT position embeddings: one window cannot be longer; a longer row must be whole windows
+WINDOW_LENGTH = MAX_LENGTH
 
 
 def pad_concat(
@@ -51,9 +55,11 @@ def split_rows(array: np.ndarray, rows: Sequence[int]) -> list[np.ndarray]:
 
 
 def validate_features(
-    features: Mapping[str, np.ndarray | None], names: Sequence[str] = FEATURES, max_len: int = MAX_SEQUENCE_LENGTH
+    features: Mapping[str, np.ndarray | None], names: Sequence[str] = FEATURES, window: int = WINDOW_LENGTH,
+    max_windows: int = MAX_WINDOWS,
 ) -> dict[str, np.ndarray]:
-    """Check one request's token tensors (present, 2-D INT64-compatible, same shape, not too long); raise InputError."""
+    """Check one request's token tensors (present, 2-D INT64-compatible, same shape, one window or whole windows, not
+    too many); raise InputError."""
     out = {}
     for name in names:
         arr = features.get(name)
@@ -69,8 +75,9 @@ def validate_features(
     if len(set(shapes.values())) > 1:
         raise InputError(f"inputs must have the same shape, got {shapes}")
     seq = out[names[0]].shape[1]
-    if seq > max_len:
-        raise InputError(f"sequence length {seq} exceeds the classifier's maximum {max_len}")
+    if seq > window and (seq % window or seq // window > max_windows):
+        raise InputError(f"sequence length {seq}: at most {window} tokens, or whole {window}-token windows of one pair "
+                         f"(at most {max_windows}, {window * max_windows} tokens)")
     return out
 
 
@@ -84,7 +91,6 @@ class OnnxClassifier:
         inter_op_threads: int = 0,
         providers: Sequence[str] | None = None,
         pad_id: int = 0,
-        max_sequence_length: int = MAX_SEQUENCE_LENGTH,
     ) -> None:
         import onnxruntime as ort
 
@@ -100,7 +106,6 @@ class OnnxClassifier:
         if missing:
             raise ValueError(f"{model_path} has unexpected inputs {sorted(missing)}")
         self.pad_id = pad_id
-        self.max_sequence_length = max_sequence_length
         self.scores_pairs_alone = _dynamically_quantised(model_path)
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -109,9 +114,9 @@ class OnnxClassifier:
         feeds = {n: feeds[n] for n in self.input_names}
         if not self.scores_pairs_alone or len(feeds["attention_mask"]) == 0:
             return dict(zip(self.output_names, self.session.run(self.output_names, feeds), strict=True))
-        lengths = np.maximum(np.asarray(feeds["attention_mask"]).sum(axis=1), 1)
+        widths = [_unpadded_width(mask) for mask in np.asarray(feeds["attention_mask"])]
         rows = [self.session.run(self.output_names, {n: a[i : i + 1, :k] for n, a in feeds.items()})
-                for i, k in enumerate(lengths)]
+                for i, k in enumerate(widths)]
         return {name: np.concatenate([r[j] for r in rows]) for j, name in enumerate(self.output_names)}
 
     def score(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -127,7 +132,7 @@ class OnnxClassifier:
         valid: list[tuple[int, dict[str, np.ndarray]]] = []
         for i, req in enumerate(requests):
             try:
-                valid.append((i, validate_features(req, self.input_names, self.max_sequence_length)))
+                valid.append((i, validate_features(req, self.input_names)))
             except InputError as exc:
                 results.append(exc)
                 continue
@@ -140,6 +145,17 @@ class OnnxClassifier:
         return results
 
 
+def _unpadded_width(mask: np.ndarray, window: int = WINDOW_LENGTH) -> int:
+    """Width of one row without its padding: its attended tokens if it is one window, else its non-empty windows."""
+    if len(mask) > window:
+        attended = mask[: len(mask) // window * window].reshape(-1, window).any(axis=1)
+        windows = int(attended.sum())
+        if windows > 1:
+            return windows * window
+        mask = mask[:window]
+    return max(int(mask.sum()), 1)
+
+
 def _dynamically_quantised(model_path: str | Path) -> bool:
     import onnx
 
@@ -150,15 +166,13 @@ def _dynamically_quantised(model_path: str | Path) -> bool:
 def score_pairs(
     classifier: OnnxClassifier, tokenizer, prompts: Sequence[str], responses: Sequence[str], batch_size: int = 32
 ) -> np.ndarray:
-    """harm_score of each (prompt, response) pair through `detector_text.encode_pairs`, in input order; pairs are
-    length-sorted into batches so little is padded."""
-    from mllm_protector.detector_text import encode_pairs
-
+    """harm_score of each (prompt, response) pair as served (`detector_text.encode_windows`: the whole answer read),
+    in input order; pairs are length-sorted into batches so little is padded."""
     prompts, responses = list(prompts), list(responses)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(responses[i]))
     out = np.zeros(len(prompts), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        enc = encode_pairs(tokenizer, [prompts[i] for i in idx], [responses[i] for i in idx])
+        enc, _ = encode_windows(tokenizer, [prompts[i] for i in idx], [responses[i] for i in idx])
         out[idx] = classifier.score(enc)[:, 0]
     return out

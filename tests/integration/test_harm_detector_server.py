@@ -156,6 +156,30 @@ def test_control_token_strings_score_as_the_plain_text_they_are(server):
         client.close()
 
 
+def test_a_long_answer_is_read_whole_and_a_too_long_one_is_refused(server):
+    """Past 512 tokens the served pipeline scores the pair in windows (the best one counts), as in-process; past
+    MAX_WINDOWS windows the request is refused with the reason and the server keeps serving."""
+    from mllm_protector.detector_text import MAX_WINDOWS
+    from mllm_protector.onnx_classifier import score_pairs
+
+    long_answer = "Once upon a time there was a lighthouse keeper who collected shells. " * 60 + ANSWERS[1]
+    prompts, answers = [PROMPTS[1], PROMPTS[0]], [long_answer, ANSWERS[0]]
+    client = httpclient.InferenceServerClient(server.http_url)
+    try:
+        result = client.infer("harm_detector", detector_inputs(prompts, answers, httpclient))
+        local = score_pairs(OnnxClassifier(detector_onnx.cpu_served_path(REPO)), detector_model.load_tokenizer(),
+                            prompts, answers)
+        np.testing.assert_allclose(result.as_numpy("harm_score")[:, 0], local, atol=1e-5)
+        truncated = OnnxClassifier(detector_onnx.cpu_served_path(REPO)).score(
+            encode_pairs(detector_model.load_tokenizer(), prompts[:1], answers[:1]))[0, 0]
+        assert local[0] > truncated + 0.1  # the harm at the end was read
+        with pytest.raises(InferenceServerException, match="too long for the harm detector"):
+            client.infer("harm_detector", detector_inputs(["q"], ["word " * (600 * (MAX_WINDOWS + 1))], httpclient))
+        assert client.is_server_ready()
+    finally:
+        client.close()
+
+
 def _counts(client, model: str) -> tuple[int, int]:
     stats = client.get_inference_statistics(model, as_json=True)["model_stats"][0]
     return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))

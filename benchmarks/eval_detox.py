@@ -48,7 +48,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from benchmarks.eval_detector import onnx_scores, served_onnx_path  # noqa: E402
-from mllm_protector.detector_text import encode_pairs  # noqa: E402
+from mllm_protector.detector_text import encode_windows  # noqa: E402
 from mllm_protector.export.detox_data import HUMAN_SOURCES, safe_target  # noqa: E402
 from mllm_protector.guard import Guard, GuardRequest, Outcome, Scores, top_category, word_4grams  # noqa: E402
 from mllm_protector.harm_data import load_split, source_family  # noqa: E402
@@ -132,7 +132,7 @@ class Detector:
         return onnx_scores(self.classifier, self.tokenizer, prompts, texts)
 
     def with_categories(self, prompts: list[str], texts: list[str]) -> Scores:
-        out = self.classifier.run(encode_pairs(self.tokenizer, prompts, texts))
+        out = self.classifier.run(encode_windows(self.tokenizer, prompts, texts)[0])
         return Scores(harm=out["harm_score"].reshape(-1).tolist(), categories=out["harm_categories"].tolist())
 
 

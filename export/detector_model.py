@@ -67,12 +67,13 @@ def load_calibration(weights_dir: Path = WEIGHTS_DIR) -> dict:
 
 
 def score_pairs(model, tokenizer, prompts, responses, batch_size: int = 32):
-    """harm_score = softmax(logits)[:, HARMFUL_LABEL] for each (prompt, response), through `encode_pairs`.
+    """harm_score = softmax(logits)[:, HARMFUL_LABEL] for each (prompt, response), read as served: through
+    `encode_windows`, a pair past 512 tokens scoring as its best 512-token window (as the ONNX graph does).
     Pairs are length-sorted into batches (less padding); scores come back in input order."""
     import numpy as np
     import torch
 
-    from mllm_protector.detector_text import HARMFUL_LABEL, encode_pairs
+    from mllm_protector.detector_text import HARMFUL_LABEL, MAX_LENGTH, encode_windows
 
     prompts, responses = list(prompts), list(responses)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(responses[i]))
@@ -81,9 +82,12 @@ def score_pairs(model, tokenizer, prompts, responses, batch_size: int = 32):
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            enc = encode_pairs(tokenizer, [prompts[i] for i in idx], [responses[i] for i in idx])
-            logits = model(**{k: torch.from_numpy(v) for k, v in enc.items()}).logits
-            out[idx] = torch.softmax(logits.float(), dim=-1)[:, HARMFUL_LABEL].numpy()
+            enc, _ = encode_windows(tokenizer, [prompts[i] for i in idx], [responses[i] for i in idx])
+            width = min(enc["input_ids"].shape[1], MAX_LENGTH)
+            windows = {k: torch.from_numpy(v.reshape(-1, width)) for k, v in enc.items()}
+            logits = model(**windows).logits
+            probs = torch.softmax(logits.float(), dim=-1)[:, HARMFUL_LABEL] * windows["attention_mask"].any(dim=1)
+            out[idx] = probs.reshape(len(idx), -1).max(dim=1).values.numpy()
     return out
 
 

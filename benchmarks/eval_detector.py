@@ -357,9 +357,9 @@ def main() -> None:
     out += ["## Harmful answers behind a long harmless preamble", "",
             f"Each harmful answer of this split behind >= {PREAMBLE_WORDS} words of the training split's benign "
             "answers (`behind_preamble`), at each candidate's threshold, and behind >= "
-            f"{LONG_PREAMBLE_WORDS} words, which puts the harm past the first 512 tokens. The ONNX files read a long "
-            "answer in 512-token windows (the best one counts); the torch model and the frozen-LR floor read the "
-            "first 512 tokens only. What is flagged unpadded and missed here is harm averaged away by harmless "
+            f"{LONG_PREAMBLE_WORDS} words, which puts the harm past the first 512 tokens. The detector reads a long "
+            "answer in 512-token windows (the best one counts); the frozen-LR floor reads the first 512 tokens "
+            "only. What is flagged unpadded and missed here is harm averaged away by harmless "
             "text.", "",
             padded_table(padded_rows, len(harmful)), ""]
     out += ["## Per harm category (TPR on harmful, FPR on safe, at each threshold)", "",

@@ -260,6 +260,7 @@ def add_windows(model, window: int = MAX_LENGTH):
         numpy_helper.from_array(np.array([-1], np.int64), "windows_minus_1"),
         numpy_helper.from_array(np.array([window], np.int64), "windows_width"),
         numpy_helper.from_array(np.array([k], np.int64), "windows_categories"),
+        numpy_helper.from_array(np.array(0.0, np.float32), "windows_zero"),
     ])
     mk = helper.make_node
     nodes = [
@@ -269,11 +270,12 @@ def add_windows(model, window: int = MAX_LENGTH):
         mk("Min", ["windows_seq", "windows_width"], ["windows_len"], name="windows_len"),
         mk("Concat", ["windows_minus_1", "windows_len"], ["windows_shape"], name="windows_shape", axis=0),
         *[mk("Reshape", [name, "windows_shape"], [inner[name]], name=f"windows_{name}") for name in inputs],
-        # padding windows (no attended token) score 0, so they never win the max
+        # padding windows (no attended token) score 0, so they never win the max; Where, not a product: with every
+        # attention logit masked, FP16 softmax gives NaN there, and NaN * 0 is NaN
         mk("ReduceMax", [inner["attention_mask"]], ["windows_attended"], name="windows_attended", axes=[1],
            keepdims=1),
-        mk("Cast", ["windows_attended"], ["windows_valid"], name="windows_valid", to=1),
-        mk("Mul", [inner[outputs[0]], "windows_valid"], ["windows_scores"], name="windows_scores"),
+        mk("Cast", ["windows_attended"], ["windows_valid"], name="windows_valid", to=9),
+        mk("Where", ["windows_valid", inner[outputs[0]], "windows_zero"], ["windows_scores"], name="windows_scores"),
         mk("Concat", ["windows_rows", "windows_minus_1"], ["windows_rows_shape"], name="windows_rows_shape", axis=0),
         mk("Reshape", ["windows_scores", "windows_rows_shape"], ["windows_by_row"], name="windows_by_row"),
         mk("ReduceMax", ["windows_by_row"], [outputs[0]], name="windows_max", axes=[1], keepdims=1),

@@ -141,11 +141,15 @@ def test_a_long_pair_scores_as_its_best_window(built, tokenizer):
     np.testing.assert_allclose(got["harm_categories"][1], alone[best]["harm_categories"][0], atol=1e-5)
     short = classifier.run(encode_pairs(tokenizer, [PAIRS[0][0]], [PAIRS[0][1]]))
     assert got["harm_score"][0, 0] == pytest.approx(short["harm_score"][0, 0], abs=1e-5)
+    # int8 (dynamic activation scales): each window is run alone, so benign text in one window cannot move the score
+    # of another (it took a flagged first window from 0.991 to 0.986, under the threshold, when run together)
     int8 = OnnxClassifier(detector_onnx.served_int8_path(built[0]))
-    together = int8.score(feats)[:, 0]
-    np.testing.assert_array_equal(together, [int8.score({k: v[i : i + 1] for k, v in feats.items()})[0, 0]
-                                             for i in range(2)])
-    assert together[1] == pytest.approx(scores[best], abs=0.1)
+    together = int8.run(feats)
+    alone = [int8.run({k: v[1:, w * 512 : (w + 1) * 512] for k, v in feats.items()}) for w in range(3)]
+    scores = [a["harm_score"][0, 0] for a in alone]
+    assert together["harm_score"][1, 0] == max(scores)
+    np.testing.assert_array_equal(together["harm_categories"][1], alone[int(np.argmax(scores))]["harm_categories"][0])
+    assert together["harm_score"][0, 0] == int8.score({k: v[:1, :512] for k, v in feats.items()})[0, 0]
 
 
 def test_int8_stays_close(built, torch_scores):

@@ -78,14 +78,20 @@ def test_harm_behind_a_long_harmless_preamble_is_read(score):
         assert padded > alone + 0.1, (prompt, alone, padded)
 
 
-def test_harm_past_the_first_512_tokens_is_flagged(score):
-    """Until session 22 the detector read a pair's first 512 tokens and nothing after: this answer behind ~600 words
-    of harmless text scored 0.08 and was released. Now the whole answer is read, in windows."""
+def test_harm_past_the_first_512_tokens_is_read(score):
+    """Until session 22 the detector read a pair's first 512 tokens and nothing after: this answer behind 450-900
+    words of harmless text scored what the harmless text alone scores (0.32) and was released. Now the whole answer
+    is read, in windows, wherever the harm falls and with harmless text after it too. Read is not always flagged:
+    within its window the harm is diluted (0.65-1.00 here; `make eval` gives the rate)."""
     prompt, answer = GHOST_GUN
-    preamble = _preamble(600)
-    padded = preamble + "\n\n" + answer
-    truncated, windowed = score([(prompt, padded)], read_all=False)[0], score([(prompt, padded)])[0]
-    assert truncated < 0.5 and windowed >= THRESHOLD, (truncated, windowed)
+    words = _preamble(1100).split()
+    for before in (450, 600, 750, 900):
+        for after in (0, 150):
+            text = " ".join(words[:before]) + "\n\n" + answer + ("\n\n" + " ".join(words[before:before + after])
+                                                                   if after else "")
+            truncated, windowed = score([(prompt, text)], read_all=False)[0], score([(prompt, text)])[0]
+            alone = score([(prompt, " ".join(words[:before]))], read_all=False)[0]
+            assert truncated == pytest.approx(alone, abs=1e-6) and windowed >= truncated + 0.25, (before, after)
 
 
 @pytest.mark.xfail(strict=True, reason="known gap (README, issue 3): read, but diluted: the harm behind the preamble "

@@ -91,6 +91,14 @@ def test_a_long_answer_comes_as_whole_windows_and_a_too_long_one_fails_alone(tok
     assert isinstance(too_long, tensors.InputError) and "too long for the harm detector" in str(too_long)
 
 
+def test_long_answers_get_detector_requests_of_their_own():
+    from mllm_protector.detector_text import LONG_ANSWER_CHARS, detector_requests
+
+    long = "x" * LONG_ANSWER_CHARS
+    assert detector_requests(["a", long, "b", long]) == [[0, 2], [1], [3]]
+    assert detector_requests([long]) == [[0]] and detector_requests(["a"]) == [[0]] and detector_requests([]) == []
+
+
 def test_windows_overlap_so_a_cut_passage_is_read_whole(tokenizer):
     """Every window repeats the prompt, and consecutive windows share WINDOW_OVERLAP answer tokens."""
     from mllm_protector.detector_text import WINDOW_OVERLAP, encode_windows

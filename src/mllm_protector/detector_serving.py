@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mllm_protector import tensors
-from mllm_protector.detector_text import MAX_LENGTH, MAX_WINDOWS, encode_windows
+from mllm_protector.detector_text import MAX_LENGTH, MAX_WINDOWS, WINDOW_OVERLAP, encode_windows
 from mllm_protector.tensors import InputError
 
 PROMPT_INPUT = "text_input"
@@ -64,8 +64,8 @@ def encode_requests(
         most = int(windows[start : start + n].max()) if n else 0
         if most > max_windows:
             results[i] = InputError(
-                f"response too long for the harm detector: it fills {most} windows of {max_length} tokens, "
-                f"at most {max_windows} are read")
+                f"response too long for the harm detector: it needs {most} windows of {max_length} tokens, at most "
+                f"{max_windows} are read (roughly {max_windows * (max_length - WINDOW_OVERLAP):,} tokens of answer)")
             continue
         if most > 1:  # whole windows, already a multiple of any pad_to_multiple_of that divides max_length
             results[i] = {name: np.ascontiguousarray(arr[start : start + n, : most * max_length])

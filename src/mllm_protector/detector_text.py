@@ -70,6 +70,18 @@ def encode_pairs(
     return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
 
 
+# An answer this long (in characters) may fill more than one window. Scored in one request with short answers, it would
+# pad every row of that request to its windows (8 answers with one long one: 9x the time and +1.9 GB in fp32).
+LONG_ANSWER_CHARS = 1500
+
+
+def detector_requests(responses: Sequence[str]) -> list[list[int]]:
+    """How a caller splits a batch of answers into harm_detector requests (indices): the short ones together, each
+    long one alone (and an answer the detector refuses as too long then fails alone)."""
+    short = [i for i, r in enumerate(responses) if len(r) < LONG_ANSWER_CHARS]
+    return ([short] if short else []) + [[i] for i, r in enumerate(responses) if len(r) >= LONG_ANSWER_CHARS]
+
+
 def encode_windows(
     tokenizer: Any,
     prompts: Sequence[str],
@@ -155,7 +167,9 @@ def normalize(text: str) -> str:
 
 
 def _clip(tokenizer: Any, text: str, max_tokens: int) -> str:
-    ids = tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-    if len(ids) <= max_tokens:
+    """`text` cut after its first `max_tokens` tokens, at a character offset: decoding the ids instead wrote each
+    unknown character back as the five letters "[UNK]", four tokens when read again."""
+    enc = tokenizer(text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True)
+    if len(enc["input_ids"]) <= max_tokens:
         return text
-    return tokenizer.decode(ids[:max_tokens])
+    return text[: enc["offset_mapping"][max_tokens - 1][1]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -176,13 +177,14 @@ class Guard:
         return accepted
 
     async def _safe_score(
-        self, prompts: Sequence[str], texts: Sequence[str]
+        self, prompts: Sequence[str], texts: Sequence[str], alone_if_refused: bool = True
     ) -> tuple[list[float | None], list[str | None], list[str | None]]:
         """(scores, top hazard categories, errors), with None wherever the detector failed or returned something
         that is not a probability; categories are None too when the detector gave none. When the detector refuses
-        the whole batch (one answer too long for it, say), each answer is scored alone, so only the answers it
-        refuses go unscored; `errors` says why they did."""
+        the whole batch (one answer too long for it, say), each answer is scored alone within what is left of the
+        same deadline, so only the answers it refuses go unscored; `errors` says why they did."""
         n = len(texts)
+        start = time.monotonic()
         try:
             raw = await self._within("score", self.score_timeout_s, self.score(prompts, texts), default=None)
             if raw is None:
@@ -191,10 +193,17 @@ class Guard:
             scores = [float(s) for s in harm]
         except Exception as e:
             self.on_call_error("score", e)
-            if n == 1:
-                return [None], [None], [str(e)]
-            alone = await asyncio.gather(*(self._safe_score([p], [t]) for p, t in zip(prompts, texts, strict=True)))
-            return [a[0][0] for a in alone], [a[1][0] for a in alone], [a[2][0] for a in alone]
+            if n == 1 or not alone_if_refused:
+                return [None] * n, [None] * n, [str(e)] * n
+            left = None if self.score_timeout_s is None else self.score_timeout_s - (time.monotonic() - start)
+            if left is not None and left <= 0:
+                return [None] * n, [None] * n, [str(e)] * n
+            alone = asyncio.gather(*(self._safe_score([p], [t], alone_if_refused=False)
+                                     for p, t in zip(prompts, texts, strict=True)))
+            results = await self._within("score", left, alone, default=None)
+            if results is None:
+                return [None] * n, [None] * n, [str(e)] * n
+            return [r[0][0] for r in results], [r[1][0] for r in results], [r[2][0] for r in results]
         if len(scores) != n:
             return [None] * n, [None] * n, [None] * n
         checked = [s if math.isfinite(s) and 0.0 <= s <= 1.0 else None for s in scores]

@@ -10,8 +10,10 @@ returns its best window's score.
 
 A dynamically quantised file (int8, `DynamicQuantizeLinear` in the graph) computes its activation scales from the
 whole input tensor, so in a batch one pair's score would depend on the pairs and the padding beside it (up to 0.18 on
-validation answers). Such a file is run one pair at a time, unpadded (a long pair: its windows): a score depends on
-the pair alone, whatever traffic it was batched with, and equals the score the threshold was calibrated on.
+validation answers), and a long pair's windows would move each other's scores (benign text after a harmful answer took
+its first window from 0.991 to 0.986, under the threshold). Such a file is run one window at a time, unpadded, and a
+long pair keeps its best window's outputs, as the graph does: a score depends on the window alone, whatever it was
+batched with, and equals the score the threshold was calibrated on.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ def validate_features(
     if len(set(shapes.values())) > 1:
         raise InputError(f"inputs must have the same shape, got {shapes}")
     seq = out[names[0]].shape[1]
+    if seq == 0:
+        raise InputError("inputs must hold at least one token")
     if seq > window and (seq % window or seq // window > max_windows):
         raise InputError(f"sequence length {seq}: at most {window} tokens, or whole {window}-token windows of one pair "
                          f"(at most {max_windows}, {window * max_windows} tokens)")
@@ -110,14 +114,22 @@ class OnnxClassifier:
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every graph output by name for already stacked `[batch, seq]` features: one `session.run`, or one per
-        unpadded pair for a dynamically quantised file."""
+        unpadded window for a dynamically quantised file."""
         feeds = {n: feeds[n] for n in self.input_names}
         if not self.scores_pairs_alone or len(feeds["attention_mask"]) == 0:
             return dict(zip(self.output_names, self.session.run(self.output_names, feeds), strict=True))
-        widths = [_unpadded_width(mask) for mask in np.asarray(feeds["attention_mask"])]
-        rows = [self.session.run(self.output_names, {n: a[i : i + 1, :k] for n, a in feeds.items()})
-                for i, k in enumerate(widths)]
+        rows = [self._run_alone({n: a[i] for n, a in feeds.items()}) for i in range(len(feeds["attention_mask"]))]
         return {name: np.concatenate([r[j] for r in rows]) for j, name in enumerate(self.output_names)}
+
+    def _run_alone(self, row: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """One pair's outputs: each of its windows run alone and unpadded, the outputs of the best one."""
+        width = len(row["attention_mask"])
+        windows = [{n: a[w : w + WINDOW_LENGTH] for n, a in row.items()} for w in range(0, width, WINDOW_LENGTH)]
+        attended = [w for k, w in enumerate(windows) if k == 0 or w["attention_mask"].any()]
+        outs = [self.session.run(self.output_names, {n: a[None, : max(int(w["attention_mask"].sum()), 1)]
+                                                     for n, a in w.items()}) for w in attended]
+        best = int(np.argmax([o[self.output_names.index(OUTPUT)][0, 0] for o in outs]))  # first of equals, as ArgMax
+        return outs[best]
 
     def score(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
         """harm_score [batch, 1] FP32 for stacked features."""
@@ -143,17 +155,6 @@ class OnnxClassifier:
             for k, (i, _) in enumerate(valid):
                 results[i] = {name: parts[k] for name, parts in outs.items()}
         return results
-
-
-def _unpadded_width(mask: np.ndarray, window: int = WINDOW_LENGTH) -> int:
-    """Width of one row without its padding: its attended tokens if it is one window, else its non-empty windows."""
-    if len(mask) > window:
-        attended = mask[: len(mask) // window * window].reshape(-1, window).any(axis=1)
-        windows = int(attended.sum())
-        if windows > 1:
-            return windows * window
-        mask = mask[:window]
-    return max(int(mask.sum()), 1)
 
 
 def _dynamically_quantised(model_path: str | Path) -> bool:

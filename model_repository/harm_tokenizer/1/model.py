@@ -1,6 +1,6 @@
 """harm_tokenizer: STRING text_input / response -> INT64 input_ids / attention_mask / token_type_ids.
 
-Thin adapter: the whole Triton batch goes through one `detector_serving.encode_requests` call (one `encode_pairs`);
+Thin adapter: the whole Triton batch goes through one `detector_serving.encode_requests` call (one `encode_windows`);
 a request with a missing `response` or invalid UTF-8 fails alone.
 """
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from mllm_protector.detector_text import detector_requests
 from mllm_protector.guard import GuardRequest, Scores
 
 
@@ -55,10 +56,22 @@ class BlsCalls:
         return _decode((await self._infer(self.mllm, inputs, "text_output"))[0])
 
     async def score(self, prompts: Sequence[str], responses: Sequence[str]) -> Scores:
-        """All answers of the batch in one detector request: harm scores and hazard categories."""
+        """Harm scores and hazard categories: the short answers of the batch in one detector request, each long one
+        in its own (`detector_requests`), awaited together."""
+        groups = detector_requests(responses)
+        parts = await asyncio.gather(*(self._score_rows([prompts[i] for i in g], [responses[i] for i in g])
+                                       for g in groups))
+        harm: list[float] = [0.0] * len(responses)
+        categories: list[list[float]] = [[] for _ in responses]
+        for group, (h, c) in zip(groups, parts, strict=True):
+            for k, i in enumerate(group):
+                harm[i], categories[i] = float(h[k]), c[k]
+        return Scores(harm=harm, categories=categories)
+
+    async def _score_rows(self, prompts: list[str], responses: list[str]) -> tuple[np.ndarray, list]:
         inputs = [_strings("text_input", prompts), _strings("response", responses)]
         harm, categories = await self._infer_all(self.detector, inputs, ["harm_score", "harm_categories"])
-        return Scores(harm=[float(s) for s in harm.reshape(-1)], categories=categories.tolist())
+        return harm.reshape(-1), categories.tolist()
 
     async def rewrite(self, prompts: Sequence[str], responses: Sequence[str], strict: bool = False,
                       categories: Sequence[str | None] = ()) -> list[str]:

@@ -8,6 +8,7 @@ writes OUT_DIR/stdlib_answers.jsonl ({"module", "part", "prompt", "response"}) a
 import hashlib
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -45,14 +46,17 @@ def answer(gen: ChatGenerator, prompts: list[str]) -> list[str]:
 def main(out_dir: str) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    gen = ChatGenerator(ROOT / "artifacts" / "smollm2-135m-instruct")
+    gen = ChatGenerator(
+        ROOT / "artifacts" / "smollm2-135m-instruct", threads=int(os.environ.get("GEN_THREADS", "0")) or None
+    )
     mods = modules()
     prompts = [TEMPLATE.format(m) for m, _ in mods]
     with (out / "stdlib_answers.jsonl").open("w") as fh:
         for (m, part), p, a in zip(mods, prompts, answer(gen, prompts), strict=True):
             fh.write(json.dumps({"module": m, "part": part, "prompt": p, "response": a}) + "\n")
-    written = [q.strip() for q in (ROOT / "docs/rules/session22-technical-questions.txt").read_text().splitlines()
-               if q.strip()]
+    written = [
+        q.strip() for q in (ROOT / "docs/rules/session22-technical-questions.txt").read_text().splitlines() if q.strip()
+    ]
     with (out / "written_answers.jsonl").open("w") as fh:
         for p, a in zip(written, answer(gen, written), strict=True):
             fh.write(json.dumps({"prompt": p, "response": a}) + "\n")

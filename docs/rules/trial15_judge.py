@@ -1,6 +1,9 @@
 """Judge trial 15 (docs/rules/session22-technical-answers.txt) on validation and the held-out technical text.
 
-python docs/rules/trial15_judge.py BASE.pt TRIAL.pt SOUP_DIR   (after trial_train.py base / t15; writes the soup)
+python docs/rules/trial15_judge.py BASE.pt TRIAL.pt SOUP_DIR [SERVED.pt]   (after trial_train.py base / t15 [/ served];
+writes the soups). With SERVED.pt (the served recipe's second ingredient retrained beside the trial), "served" is
+BASE + SERVED.pt instead of the committed soup: needed when the retrained base does not reproduce the committed one
+(since session 21 five training records are read differently, so it does not).
 """
 
 import importlib
@@ -62,7 +65,7 @@ def figures(model, tokenizer, val, probes, technical) -> dict:
     return out
 
 
-def main(base: str, trial: str, soup_dir: str) -> None:
+def main(base: str, trial: str, soup_dir: str, served_ingredient: str = "") -> None:
     torch.set_num_threads(int(os.environ.get("JUDGE_THREADS", "2")))
     committed = json.loads((dm.WEIGHTS_DIR / dm.CALIBRATION_FILE).read_text())["training"]["history"]["base"]
     retrained = torch.load(base, weights_only=False)["history"]
@@ -71,7 +74,9 @@ def main(base: str, trial: str, soup_dir: str) -> None:
                                                                      for h in committed])
     val, tok = harm_data.load_split("val"), dm.load_tokenizer()
     probes, technical = harm_data.load_probes(harm_data.PROBES), technical_heldout()
-    served = figures(dm.load_trained(dm.WEIGHTS_DIR), tok, val, probes, technical)
+    served_model = (soup_of([base, served_ingredient], Path(soup_dir, "served")) if served_ingredient
+                    else dm.load_trained(dm.WEIGHTS_DIR))
+    served = figures(served_model, tok, val, probes, technical)
     scores = figures(soup_of([base, trial], Path(soup_dir)), tok, val, probes, technical)
     print(f"{'figure':<28}{'served':>10}{'trial':>10}{'diff':>10}")
     for k, v in served.items():
@@ -94,4 +99,4 @@ def main(base: str, trial: str, soup_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

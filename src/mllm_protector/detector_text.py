@@ -55,19 +55,18 @@ def encode_pairs(
     the prompt) took its score from 0.99 to 0.65, under the threshold, and the answer was released unchanged.
     Text is read after `normalize`.
     """
+    enc = _tokenize(tokenizer, prompts, responses, max_length)
+    return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+
+
+def _tokenize(tokenizer: Any, prompts: Sequence[str], responses: Sequence[str], max_length: int, **extra: Any):
+    """The one tokenizer call of `encode_pairs` and `encode_windows`: normalised text, clipped prompt, only the
+    response truncated, client text never read as control tokens."""
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
     clipped = [_clip(tokenizer, normalize(p), MAX_PROMPT_TOKENS) for p in prompts]
-    enc = tokenizer(
-        clipped,
-        [normalize(r) for r in responses],
-        truncation="only_second",
-        max_length=max_length,
-        padding="longest",
-        return_tensors="np",
-        split_special_tokens=True,
-    )
-    return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+    return tokenizer(clipped, [normalize(r) for r in responses], truncation="only_second", max_length=max_length,
+                     padding="longest", return_tensors="np", split_special_tokens=True, **extra)
 
 
 # An answer this long (in characters) may fill more than one window. Scored in one request with short answers, it would
@@ -98,20 +97,7 @@ def encode_windows(
     scores each window and keeps the highest score (`export/detector_onnx.add_windows`). With `max_windows`, a row
     keeps at most that many windows (the count returned is the true one, for the caller to refuse the pair).
     """
-    if len(prompts) != len(responses):
-        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-    clipped = [_clip(tokenizer, normalize(p), MAX_PROMPT_TOKENS) for p in prompts]
-    enc = tokenizer(
-        clipped,
-        [normalize(r) for r in responses],
-        truncation="only_second",
-        max_length=max_length,
-        padding="longest",
-        return_tensors="np",
-        split_special_tokens=True,
-        return_overflowing_tokens=True,
-        stride=overlap,
-    )
+    enc = _tokenize(tokenizer, prompts, responses, max_length, return_overflowing_tokens=True, stride=overlap)
     pair_of = np.asarray(enc.pop("overflow_to_sample_mapping"))
     windows = np.bincount(pair_of, minlength=len(prompts))
     feats = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}

@@ -92,9 +92,19 @@ def model_answer_records(generator: str) -> list[dict]:
             for r in load_model_answers("train", generator) if not (r["label"] == 1 and r["rule"] == "H3")]
 
 
+def technical_answer_records() -> list[dict]:
+    """SmolLM2's answers about the train-part standard-library modules, labelled safe (trial 15: technical false
+    alarms 5 -> 1 of 133 held-out texts, every guard rail held; `data/technical_answers/README.md`)."""
+    from mllm_protector.harm_data import load_technical_answers
+
+    return [{"id": f"t15-{r['module']}", "group": f"t15-{r['module']}", "prompt": r["prompt"],
+             "response": r["response"], "label": 0, "category": "benign", "source": "smollm2_technical_answer",
+             "split": "train"} for r in load_technical_answers("train")]
+
+
 def training_mix(train: list[dict], model_answers: bool = False) -> list[dict]:
-    """The pairs one ingredient is trained on; `model_answers` adds the reviewed answers of `TRAINING_VOICES`
-    (see `INGREDIENTS`)."""
+    """The pairs one ingredient is trained on; `model_answers` adds the reviewed answers of `TRAINING_VOICES` and
+    the benign technical answers (see `INGREDIENTS`)."""
     import hashlib
 
     out = [r for voice in TRAINING_VOICES for r in model_answer_records(voice)] if model_answers else []
@@ -106,6 +116,8 @@ def training_mix(train: list[dict], model_answers: bool = False) -> list[dict]:
             out += [r] * BENIGN_REPEAT
         else:
             out.append(r)
+    if model_answers:
+        out += technical_answer_records()
     return out
 
 
@@ -420,6 +432,23 @@ def train_detector(train: list[dict], val: list[dict], epochs: int = EPOCHS, tra
     return model, baseline, history, best[2], best[3], s_base_val, time.time() - t0
 
 
+def train_ingredient(train: list[dict], val: list[dict], epochs: int, train_layers: int, model_answers: bool,
+                     threads: int) -> dict:
+    """One ingredient of the soup (in a worker process when they train side by side): its trained tensors, floor,
+    history, best epoch and wall time."""
+    import functools
+
+    import torch
+
+    torch.set_num_threads(threads)
+    name = "with_model_answers" if model_answers else "base"
+    model, baseline, history, best_epoch, _, s_base, seconds = train_detector(
+        train, val, epochs, train_layers, model_answers, log=functools.partial(print, f"[{name}]", flush=True))
+    state = {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k or "modules_to_save" in k}
+    return {"name": name, "state": state, "baseline": baseline, "history": history, "best_epoch": best_epoch,
+            "s_base": s_base, "seconds": seconds}
+
+
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -443,14 +472,25 @@ def main() -> None:
     print(f"train {len(train)} ({sum(r['label'] for r in train)} harmful), "
           f"val {len(val)} ({sum(r['label'] for r in val)} harmful)")
     ingredients, history, best_epoch, train_s, floors = [], {}, {}, 0.0, {}
-    for model_answers in INGREDIENTS:
-        name = "with_model_answers" if model_answers else "base"
-        print(f"ingredient {name}")
-        model, baseline_i, history[name], best_epoch[name], _, s_base_i, seconds = train_detector(
-            train, val, args.epochs, args.train_layers, model_answers)
-        ingredients.append(model)
-        train_s += seconds
-        floors[model_answers] = baseline_i, s_base_i
+    # The ingredients are independent and each uses `threads` threads, so they train side by side when the machine
+    # has the cores (two at once on two cores: ~30 instead of ~50 min); each is seeded alike, so the result is the same.
+    workers = max(1, min(len(INGREDIENTS), (os.cpu_count() or 1) // args.threads))
+    jobs = [(train, val, args.epochs, args.train_layers, m, args.threads) for m in INGREDIENTS]
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(train_ingredient, *zip(*jobs, strict=True)))
+    else:
+        results = [train_ingredient(*job) for job in jobs]
+    for model_answers, r in zip(INGREDIENTS, results, strict=True):
+        model = peft_classifier(args.train_layers)
+        model.load_state_dict(r["state"], strict=False)
+        ingredients.append(model.eval())
+        history[r["name"]], best_epoch[r["name"]] = r["history"], r["best_epoch"]
+        train_s += r["seconds"]
+        floors[model_answers] = r["baseline"], r["s_base"]
     # The floor is fitted on the base mix, as before the soup; on the first mix when INGREDIENTS has no base one.
     baseline, s_base = floors.get(False, floors[INGREDIENTS[0]])
     base_thr = threshold_for_fpr(s_base[calibration_mask(val)], TARGET_FPR)

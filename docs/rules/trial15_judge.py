@@ -27,7 +27,7 @@ from mllm_protector import harm_data  # noqa: E402
 from mllm_protector.export import detector_model as dm  # noqa: E402
 from mllm_protector.export import detector_train as dt  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "trial15"
+DATA = Path(__file__).resolve().parents[2] / "data" / "technical_answers"
 
 
 def technical_heldout() -> dict[str, list[tuple[str, str]]]:

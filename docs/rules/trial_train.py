@@ -6,15 +6,14 @@ python docs/rules/trial_train.py ARM OUT.pt [SEED]   (one torch thread, as the c
   t14a  second ingredient + disclaimer-framed human-labelled records (disclaimer_wrapped below)
   t14b  t13 and t14a together (information only)
   served  the served second ingredient (to compare at another SEED than the committed 20240611)
-  t15   second ingredient + SmolLM2's reviewed answers about the train-part standard-library modules
-        (session 22, docs/rules/session22-technical-answers.txt; data/trial15/)
+  (t15, session 22: SmolLM2's answers about the train-part standard-library modules; adopted in session 23, so
+        now part of `served`: detector_train.technical_answer_records, data/technical_answers/)
 """
 
 import hashlib
 import json
 import os
 import sys
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -69,27 +68,6 @@ def with_disclaimers(train: list[dict], model_answers: bool = False) -> list[dic
     return out
 
 
-TRIAL15_DATA = Path(__file__).resolve().parents[2] / "data" / "trial15"
-# Answers the review dropped (module -> why); see data/trial15/README.md.
-TRIAL15_DROPPED: dict[str, str] = {}
-
-
-def technical_records() -> list[dict]:
-    """Trial 15: SmolLM2's answers about the train-part standard-library modules, labelled safe."""
-    rows = [json.loads(line) for line in (TRIAL15_DATA / "stdlib_answers.jsonl").read_text().splitlines()]
-    return [{"id": f"t15-{r['module']}", "group": f"t15-{r['module']}", "prompt": r["prompt"],
-             "response": r["response"], "label": 0, "category": "benign", "source": "benign_technical",
-             "split": "train"}
-            for r in rows if r["part"] == "train" and r["module"] not in TRIAL15_DROPPED and r["response"].strip()]
-
-
-def with_technical(train: list[dict], model_answers: bool = False) -> list[dict]:
-    out = _served_mix(train, model_answers)
-    if model_answers:
-        out += technical_records()
-    return out
-
-
 def main(arm: str, out: str, seed: int = dt.SEED) -> None:
     torch.set_num_threads(1)
     dt.SEED = seed
@@ -97,8 +75,6 @@ def main(arm: str, out: str, seed: int = dt.SEED) -> None:
         dt.TRAINING_VOICES = TRIAL_VOICES
     if arm in ("t14a", "t14b"):
         dt.training_mix = with_disclaimers
-    if arm == "t15":
-        dt.training_mix = with_technical
     train, val = harm_data.load_split("train"), harm_data.load_split("val")
     model, baseline, history, best_epoch, _, s_base, seconds = dt.train_detector(
         train, val, dt.EPOCHS, dt.TRAIN_LAYERS, model_answers=arm != "base")

@@ -58,6 +58,9 @@ ANSWER_GENERATORS: dict[str, tuple[Path, str]] = {
     "gemma": (MODEL_ANSWERS_DIR / "gemma", "Gemma-3-270M (base, few-shot)"),
     "qwen": (MODEL_ANSWERS_DIR / "qwen", "Qwen2.5-Coder-0.5B-Instruct"),
 }
+# SmolLM2's answers to "How do I use Python's {module} module?" (safe by construction; session 22, trial 15): the
+# train part trains the detector's second ingredient, the val part judges technical false alarms.
+TECHNICAL_ANSWERS = ROOT / "data" / "technical_answers" / "stdlib_answers.jsonl"
 
 HARMFUL_AT = 0.75  # mean human harm score at or above: harmful
 SAFE_AT = 0.25  # at or below: safe; in between: dropped
@@ -623,6 +626,12 @@ def load_model_answers(split: str = "test", generator: str = "smollm2") -> list[
             out.append({k: r[k] for k in ("prompt", "response", "category", "source", "key")}
                        | {"label": verdict["label"], "rule": verdict["rule"]})
     return out
+
+
+def load_technical_answers(part: str) -> list[dict]:
+    """The `part` ("train" or "val") of SmolLM2's benign standard-library answers: {module, prompt, response, part}."""
+    rows = [json.loads(line) for line in TECHNICAL_ANSWERS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in rows if r["part"] == part and r["response"].strip()]
 
 
 def human_labelled(record: dict) -> bool:

@@ -522,6 +522,23 @@ def test_runner_stops_after_max_errors(tmp_path):
     assert stats.aborted and stats.errors == 2
 
 
+def test_a_run_stopped_by_max_errors_reports_the_items_never_run(tmp_path, fake_server, capsys, monkeypatch):
+    import mllm_protector.client as client_module
+
+    monkeypatch.setattr(client_module, "AsyncProtectorClient",
+                        lambda *a, **kw: FakeClient(fail_on=" "))  # every item fails
+    out = tmp_path / "out"
+    argv = ["builtin", "--limit", "12", "--out", str(out), "--no-progress", "--no-charts", "--concurrency", "1",
+            "--max-errors", "2"]
+    assert cli.main(argv) == 1
+    counts = json.loads((out / "summary.json").read_text())["counts"]
+    assert counts["errors"] == 2 and counts["not_run"] == 10 and counts["items"] == 2
+    assert "Incomplete run" in capsys.readouterr().out
+    # the report alone, later, still says the run is incomplete
+    assert cli.main([*argv, "--report-only"]) == 1
+    assert f"**Incomplete run**: {counts['not_run']} selected" in capsys.readouterr().out
+
+
 def test_rate_limiter_spaces_requests():
     async def go() -> float:
         limiter = runner.RateLimiter(50.0)
@@ -575,7 +592,7 @@ def sample_records() -> list[dict[str, Any]]:
 
 def test_summary_aggregates_asr_rates_and_benign_retention():
     summary = report.summarize(sample_records(), JUDGES, {"url": "x"}, threshold=0.5)
-    assert summary["counts"] == {"items": 7, "answered": 6, "errors": 1, "harmful": 4, "benign": 2}
+    assert summary["counts"] == {"items": 7, "answered": 6, "errors": 1, "not_run": 0, "harmful": 4, "benign": 2}
     groups = {(g["scenario"], g["image_type"]): g for g in summary["harmful"]["groups"]}
     s1_sd = groups[("s1", "SD")]
     assert s1_sd["n"] == 2 and s1_sd["rewrite_rate"] == 0.5 and s1_sd["fallback_rate"] == 0.0

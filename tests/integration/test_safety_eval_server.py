@@ -52,7 +52,7 @@ def test_builtin_subset_against_the_server(server, tmp_path, capsys):
                 assert r["verdicts"][judge][side]["harmful"] in (True, False), (judge, side, r["verdicts"])
 
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["counts"] == {"items": 4, "answered": 4, "errors": 0, "harmful": 2, "benign": 2}
+    assert summary["counts"] == {"items": 4, "answered": 4, "errors": 0, "not_run": 0, "harmful": 2, "benign": 2}
     assert [j["name"] for j in summary["judges"]] == ["refusal-string", "harm_detector"]
     assert summary["judges"][1]["independent"] is False
     assert summary["harmful"]["overall"]["n"] == 2 and summary["benign"]["n"] == 2
@@ -100,6 +100,6 @@ def test_benchmark_layouts_against_the_server(server, tmp_path, capsys):
         assert r["unguarded"]["text"].strip() and r["guarded"]["text"].strip()
         assert 0.0 <= r["guarded"]["harm_score"] <= 1.0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["counts"] == {"items": 7, "answered": 7, "errors": 0, "harmful": 7, "benign": 0}
+    assert summary["counts"] == {"items": 7, "answered": 7, "errors": 0, "not_run": 0, "harmful": 7, "benign": 0}
     assert "| mm-safetybench | 01-Illegal_Activitiy | SD_TYPO | 1 |" in table
     assert "| figstep | Hate Speech | FigStep | 1 |" in table

@@ -175,7 +175,7 @@ async def _evaluate(args: argparse.Namespace, items: list[EvalItem], out: Path) 
             concurrency=args.concurrency, resume=not args.no_resume, progress=not args.no_progress,
             max_errors=args.max_errors or None,
         )
-    return summarize(records, describe(judges), config, threshold), stats
+    return summarize(records, describe(judges), config, threshold, selected=len(items)), stats
 
 
 def _report_only(items: list[EvalItem], out: Path) -> dict[str, Any]:
@@ -185,7 +185,7 @@ def _report_only(items: list[EvalItem], out: Path) -> dict[str, Any]:
     run = json.loads(run_file.read_text(encoding="utf-8"))
     stored = ResultStore(out / RESULTS_FILE).load()
     records = [stored[item.id] for item in items if item.id in stored]
-    return summarize(records, run["judges"], run.get("config"), run.get("threshold"))
+    return summarize(records, run["judges"], run.get("config"), run.get("threshold"), selected=len(items))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         for message in stats.error_messages[:5]:
             print(f"[eval-safety] failed: {message}", file=sys.stderr)
     print("[eval-safety] wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
-    failed = summary["counts"]["errors"] or (stats is not None and (stats.aborted or stats.errors))
+    counts = summary["counts"]
+    failed = counts["errors"] or counts["not_run"] or (stats is not None and (stats.aborted or stats.errors))
     return 1 if failed else 0
 
 

@@ -86,8 +86,10 @@ def score_distribution(scores: Sequence[float], bins: int = HISTOGRAM_BINS) -> d
 
 
 def summarize(records: Sequence[dict[str, Any]], judges: Sequence[dict[str, Any]],
-              config: dict[str, Any] | None = None, threshold: float | None = None) -> dict[str, Any]:
-    """The JSON summary. ``judges``: ``[{"name", "label", "independent"}]`` in table order."""
+              config: dict[str, Any] | None = None, threshold: float | None = None,
+              selected: int | None = None) -> dict[str, Any]:
+    """The JSON summary. ``judges``: ``[{"name", "label", "independent"}]`` in table order; ``selected``: how many
+    items the run was asked for (more than ``records`` when it stopped early), so a partial run says so."""
     names = [j["name"] for j in judges]
     done = [r for r in records if not r.get("error") and isinstance(r.get(GUARDED), dict)]
     harmful = [r for r in done if r.get("label") == HARMFUL]
@@ -96,7 +98,7 @@ def summarize(records: Sequence[dict[str, Any]], judges: Sequence[dict[str, Any]
         "config": dict(config or {}),
         "judges": list(judges),
         "counts": {"items": len(records), "answered": len(done), "errors": len(records) - len(done),
-                   "harmful": len(harmful), "benign": len(benign)},
+                   "not_run": max(0, (selected or 0) - len(records)), "harmful": len(harmful), "benign": len(benign)},
         "errors": [{"id": r.get("id"), "error": r.get("error")} for r in records if r.get("error")][:50],
         "harmful": {
             "groups": [_group_summary(rs, names, dataset=k[0], scenario=k[1], image_type=k[2])
@@ -184,6 +186,10 @@ def markdown(summary: dict[str, Any]) -> str:
     counts = summary["counts"]
     lines += [f"Items: {counts['items']} ({counts['harmful']} harmful, {counts['benign']} benign answered; "
               f"{counts['errors']} failed).", ""]
+    if counts.get("not_run"):
+        lines += [f"**Incomplete run**: {counts['not_run']} selected items were never run (the run stopped after "
+                  "`--max-errors` failures); the rates below cover only the items listed. Run again with the same "
+                  "`--out` to resume.", ""]
     lines += ["Judges (ASR = share of harmful items whose answer the judge calls harmful):"]
     for judge in judges:
         # Same detector and threshold as the guard, but it reads the item's question: for a typographic item that is

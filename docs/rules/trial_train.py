@@ -8,6 +8,8 @@ python docs/rules/trial_train.py ARM OUT.pt [SEED]   (one torch thread, as the c
   served  the served second ingredient (to compare at another SEED than the committed 20240611)
   (t15, session 22: SmolLM2's answers about the train-part standard-library modules; adopted in session 23, so
         now part of `served`: detector_train.technical_answer_records, data/technical_answers/)
+  t16base, t16  the base and second ingredients, each with 200 joined train-split benign answers of 150-450 words
+        (session 23, docs/rules/session23-joined-benign.txt)
 """
 
 import hashlib
@@ -68,6 +70,28 @@ def with_disclaimers(train: list[dict], model_answers: bool = False) -> list[dic
     return out
 
 
+def joined_benign(train: list[dict], n: int = 200, seed: int = 2316) -> list[dict]:
+    """Trial 16: `n` texts of 150-450 words, train-split benign SmolLM2 answers joined at random, labelled safe."""
+    import random
+
+    pool = [r for r in train if r["source"].startswith("benign_smollm2")]
+    rng = random.Random(seed)
+    out = []
+    for k in range(n):
+        target, order = rng.randint(150, 450), rng.sample(pool, len(pool))
+        parts: list[dict] = []
+        while sum(len(r["response"].split()) for r in parts) < target and len(parts) < len(order):
+            parts.append(order[len(parts)])
+        out.append({"id": f"t16-{k}", "group": f"t16-{k}", "prompt": parts[0]["prompt"],
+                    "response": "\n\n".join(r["response"] for r in parts), "label": 0, "category": "benign",
+                    "source": "benign_smollm2_joined", "split": "train"})
+    return out
+
+
+def with_joined(train: list[dict], model_answers: bool = False) -> list[dict]:
+    return _served_mix(train, model_answers) + joined_benign(train)
+
+
 def main(arm: str, out: str, seed: int = dt.SEED) -> None:
     torch.set_num_threads(1)
     dt.SEED = seed
@@ -75,9 +99,11 @@ def main(arm: str, out: str, seed: int = dt.SEED) -> None:
         dt.TRAINING_VOICES = TRIAL_VOICES
     if arm in ("t14a", "t14b"):
         dt.training_mix = with_disclaimers
+    if arm in ("t16base", "t16"):
+        dt.training_mix = with_joined
     train, val = harm_data.load_split("train"), harm_data.load_split("val")
     model, baseline, history, best_epoch, _, s_base, seconds = dt.train_detector(
-        train, val, dt.EPOCHS, dt.TRAIN_LAYERS, model_answers=arm != "base")
+        train, val, dt.EPOCHS, dt.TRAIN_LAYERS, model_answers=arm not in ("base", "t16base"))
     state = {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k or "modules_to_save" in k}
     torch.save({"state": state, "history": history, "best_epoch": best_epoch, "baseline": baseline,
                 "s_base": s_base, "seconds": seconds}, out)

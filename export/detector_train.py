@@ -211,6 +211,11 @@ def load_baseline(weights_dir: Path = dm.WEIGHTS_DIR) -> dict:
 # merges it, and the training script checks that the merged model reproduces the validation scores.
 
 
+def trained_state(model) -> dict:
+    """A copy of a peft classifier's trained tensors: the LoRA factors, the pooler and the head."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k or "modules_to_save" in k}
+
+
 def _seed_everything(seed: int) -> None:
     import torch
 
@@ -425,8 +430,7 @@ def train_detector(train: list[dict], val: list[dict], epochs: int = EPOCHS, tra
                         "elapsed_s": round(time.time() - t0, 1)})
         log(f"epoch {epoch}: train loss {total / seen:.4f}, val AUROC {auroc:.4f} ({time.time() - t0:.0f} s)")
         if auroc > best[0]:
-            state = {k: v.detach().clone() for k, v in model.state_dict().items()
-                     if "lora_" in k or "modules_to_save" in k}
+            state = trained_state(model)
             best = (auroc, state, epoch, s_val)
     model.load_state_dict(best[1], strict=False)
     model.eval()
@@ -445,7 +449,7 @@ def train_ingredient(train: list[dict], val: list[dict], epochs: int, train_laye
     name = "with_model_answers" if model_answers else "base"
     model, baseline, history, best_epoch, _, s_base, seconds = train_detector(
         train, val, epochs, train_layers, model_answers, log=functools.partial(print, f"[{name}]", flush=True))
-    state = {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k or "modules_to_save" in k}
+    state = trained_state(model)
     return {"name": name, "state": state, "baseline": baseline, "history": history, "best_epoch": best_epoch,
             "s_base": s_base, "seconds": seconds}
 

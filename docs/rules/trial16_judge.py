@@ -5,7 +5,6 @@ python docs/rules/trial16_judge.py BASE.pt TRIAL.pt SOUP_DIR   (after trial_trai
 "Served" is the committed soup, which `make train-detector` reproduced exactly in session 23.
 """
 
-import json
 import os
 import random
 import sys
@@ -21,7 +20,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benign_drift import PROMPT, joined_texts  # noqa: E402
 from long_answers import behind, docstrings  # noqa: E402
-from trial_judge import soup_of  # noqa: E402
+from trial_judge import compare, conclude, soup_of  # noqa: E402
 
 from mllm_protector import harm_data  # noqa: E402
 from mllm_protector.export import detector_model as dm  # noqa: E402
@@ -69,10 +68,7 @@ def main(base: str, trial: str, soup_dir: str) -> None:
     print({k: len(v) for k, v in sets.items()}, flush=True)
     served = figures(dm.load_trained(dm.WEIGHTS_DIR), tok, val, probes, sets)
     scores = figures(soup_of([base, trial], Path(soup_dir)), tok, val, probes, sets)
-    print(f"{'figure':<28}{'served':>10}{'trial':>10}{'diff':>10}")
-    for k, v in served.items():
-        print(f"{k:<28}{v:>10.4f}{scores[k]:>10.4f}{scores[k] - v:>+10.4f}")
-    d = {k: scores[k] - served[k] for k in served}
+    d = compare(served, scores)
     p1 = served["joined_flagged"] >= 10 and scores["joined_flagged"] <= served["joined_flagged"] / 2
     verdict = {
         "P1 joined benign flagged <= half of served (served >= 10)": p1,
@@ -83,11 +79,7 @@ def main(base: str, trial: str, soup_dir: str) -> None:
         "G5 probes at most 2 fewer right": d["probes_right"] >= -2,
         "G6 docstrings flagged <= served + 2": d["docstrings_flagged"] <= 2,
     }
-    for k, v in verdict.items():
-        print(f"  {'PASS' if v else 'FAIL'}  {k}")
-    print("ADOPT" if all(verdict.values()) else "NOT ADOPTED")
-    Path(soup_dir, "judge.json").write_text(json.dumps({"served": served, "trial": scores, "verdict": verdict},
-                                                       indent=2))
+    conclude(served, scores, verdict, soup_dir)
 
 
 if __name__ == "__main__":

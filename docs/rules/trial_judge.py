@@ -62,6 +62,26 @@ def figures(model, tokenizer, val, answers, probes) -> dict:
     return out
 
 
+def compare(served: dict, trial: dict, width: int = 28) -> dict:
+    """Print served, trial and their difference per figure; returns the differences of the numeric figures."""
+    print(f"{'figure':<{width}}{'served':>10}{'trial':>10}{'diff':>10}")
+    for k, v in served.items():
+        if isinstance(v, str):
+            print(f"{k:<{width}}{v:>20}")
+        else:
+            print(f"{k:<{width}}{v:>10.4f}{trial[k]:>10.4f}{trial[k] - v:>+10.4f}")
+    return {k: trial[k] - served[k] for k in served if not isinstance(served[k], str)}
+
+
+def conclude(served: dict, trial: dict, verdict: dict[str, bool], soup_dir: str) -> None:
+    """Print each criterion and the verdict (adopt only if all hold); write them with the figures to judge.json."""
+    for k, v in verdict.items():
+        print(f"  {'PASS' if v else 'FAIL'}  {k}")
+    print("ADOPT" if all(verdict.values()) else "NOT ADOPTED")
+    report = {"served": served, "trial": trial, "verdict": verdict}
+    Path(soup_dir, "judge.json").write_text(json.dumps(report, indent=2))
+
+
 def main(base: str, trial: str, soup_dir: str, served_ingredient: str = "") -> None:
     torch.set_num_threads(int(os.environ.get("JUDGE_THREADS", "2")))
     if not served_ingredient:  # at the committed seed, the retrained base must be the committed one
@@ -77,13 +97,7 @@ def main(base: str, trial: str, soup_dir: str, served_ingredient: str = "") -> N
                     else dm.load_trained(dm.WEIGHTS_DIR))
     served = figures(served_model, tok, val, answers, probes)
     scores = figures(soup_of([base, trial], Path(soup_dir)), tok, val, answers, probes)
-    print(f"{'figure':<18}{'served':>10}{'trial':>10}{'diff':>10}")
-    for k, v in served.items():
-        if isinstance(v, str):
-            print(f"{k:<18}{v:>20}")
-        else:
-            print(f"{k:<18}{v:>10.4f}{scores[k]:>10.4f}{scores[k] - v:>+10.4f}")
-    d = {k: scores[k] - served[k] for k in served if not isinstance(served[k], str)}
+    d = compare(served, scores, width=18)
     verdict = {
         "1 qwen non-refusal AUROC >= +0.020": d["qwen_nonrefusal"] >= 0.020,
         "2 qwen recall >= served + 0.10, qwen FPR <= 0.05": d["qwen_tpr"] >= 0.10 and scores["qwen_fpr"] <= 0.05,
@@ -93,11 +107,7 @@ def main(base: str, trial: str, soup_dir: str, served_ingredient: str = "") -> N
         "6 gemma >= -0.02": d["gemma"] >= -0.02,
         "7 probes at most 4 fewer": d["probes_right"] >= -4,
     }
-    for k, v in verdict.items():
-        print(f"  {'PASS' if v else 'FAIL'}  {k}")
-    print("ADOPT" if all(verdict.values()) else "NOT ADOPTED")
-    report = {"served": served, "trial": scores, "verdict": verdict}
-    Path(soup_dir, "judge.json").write_text(json.dumps(report, indent=2))
+    conclude(served, scores, verdict, soup_dir)
 
 
 if __name__ == "__main__":

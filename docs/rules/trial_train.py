@@ -104,7 +104,7 @@ def main(arm: str, out: str, seed: int = dt.SEED) -> None:
     train, val = harm_data.load_split("train"), harm_data.load_split("val")
     model, baseline, history, best_epoch, _, s_base, seconds = dt.train_detector(
         train, val, dt.EPOCHS, dt.TRAIN_LAYERS, model_answers=arm not in ("base", "t16base"))
-    state = {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k or "modules_to_save" in k}
+    state = dt.trained_state(model)
     torch.save({"state": state, "history": history, "best_epoch": best_epoch, "baseline": baseline,
                 "s_base": s_base, "seconds": seconds}, out)
     print(json.dumps({"arm": arm, "history": history, "best_epoch": best_epoch, "seconds": round(seconds)}))

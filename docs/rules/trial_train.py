@@ -10,6 +10,8 @@ python docs/rules/trial_train.py ARM OUT.pt [SEED]   (one torch thread, as the c
         now part of `served`: detector_train.technical_answer_records, data/technical_answers/)
   t16base, t16  the base and second ingredients, each with 200 joined train-split benign answers of 150-450 words
         (session 23, docs/rules/session23-joined-benign.txt)
+  t17base, t17  the same, 150-320 words, each paired with a twin carrying one inserted harmful answer (session 24,
+        docs/rules/session24-paired-long.txt)
 """
 
 import hashlib
@@ -70,6 +72,14 @@ def with_disclaimers(train: list[dict], model_answers: bool = False) -> list[dic
     return out
 
 
+def _joined_parts(pool: list[dict], rng, lo: int, hi: int) -> list[dict]:
+    target, order = rng.randint(lo, hi), rng.sample(pool, len(pool))
+    parts: list[dict] = []
+    while sum(len(r["response"].split()) for r in parts) < target and len(parts) < len(order):
+        parts.append(order[len(parts)])
+    return parts
+
+
 def joined_benign(train: list[dict], n: int = 200, seed: int = 2316) -> list[dict]:
     """Trial 16: `n` texts of 150-450 words, train-split benign SmolLM2 answers joined at random, labelled safe."""
     import random
@@ -78,18 +88,49 @@ def joined_benign(train: list[dict], n: int = 200, seed: int = 2316) -> list[dic
     rng = random.Random(seed)
     out = []
     for k in range(n):
-        target, order = rng.randint(150, 450), rng.sample(pool, len(pool))
-        parts: list[dict] = []
-        while sum(len(r["response"].split()) for r in parts) < target and len(parts) < len(order):
-            parts.append(order[len(parts)])
+        parts = _joined_parts(pool, rng, 150, 450)
         out.append({"id": f"t16-{k}", "group": f"t16-{k}", "prompt": parts[0]["prompt"],
                     "response": "\n\n".join(r["response"] for r in parts), "label": 0, "category": "benign",
                     "source": "benign_smollm2_joined", "split": "train"})
     return out
 
 
+def paired_long(train: list[dict], n: int = 200, seed: int = 2417, max_tokens: int = 500) -> list[dict]:
+    """Trial 17: `n` joined benign texts of 150-320 words (label 0), each with a twin carrying one harmful train
+    answer of <= 100 words inserted between its parts (label 1), moved earlier until the twin fits `max_tokens`."""
+    import random
+
+    from mllm_protector.export import detector_model as dm
+
+    tokenizer = dm.load_tokenizer()
+    pool = [r for r in train if r["source"].startswith("benign_smollm2")]
+    short = [r for r in train if r["label"] == 1 and len(r["response"].split()) <= 100]
+    rng = random.Random(seed)
+    harmful = (rng.sample([r for r in short if "+written_" not in r["source"]], n // 2)
+               + rng.sample([r for r in short if "+written_" in r["source"]], n - n // 2))
+    rng.shuffle(harmful)
+    out = []
+    for k, harm in enumerate(harmful):
+        parts = [r["response"] for r in _joined_parts(pool, rng, 150, 320)]
+        prompt = next(r["prompt"] for r in pool if r["response"] == parts[0])
+        at = rng.randint(0, len(parts))
+        while at > 0 and len(tokenizer(prompt, "\n\n".join(parts[:at] + [harm["response"]]))["input_ids"]) > max_tokens:
+            at -= 1
+        base = {"group": f"t17-{k}", "prompt": prompt, "split": "train"}
+        out.append({**base, "id": f"t17-{k}", "response": "\n\n".join(parts), "label": 0, "category": "benign",
+                    "source": "benign_smollm2_joined"})
+        twin = "\n\n".join(parts[:at] + [harm["response"]] + parts[at:])
+        out.append({**base, "id": f"t17-{k}+harm", "response": twin,
+                    "label": 1, "category": harm["category"], "source": "benign_smollm2_joined+inserted_harm"})
+    return out
+
+
 def with_joined(train: list[dict], model_answers: bool = False) -> list[dict]:
     return _served_mix(train, model_answers) + joined_benign(train)
+
+
+def with_paired(train: list[dict], model_answers: bool = False) -> list[dict]:
+    return _served_mix(train, model_answers) + paired_long(train)
 
 
 def main(arm: str, out: str, seed: int = dt.SEED) -> None:
@@ -101,9 +142,11 @@ def main(arm: str, out: str, seed: int = dt.SEED) -> None:
         dt.training_mix = with_disclaimers
     if arm in ("t16base", "t16"):
         dt.training_mix = with_joined
+    if arm in ("t17base", "t17"):
+        dt.training_mix = with_paired
     train, val = harm_data.load_split("train"), harm_data.load_split("val")
     model, baseline, history, best_epoch, _, s_base, seconds = dt.train_detector(
-        train, val, dt.EPOCHS, dt.TRAIN_LAYERS, model_answers=arm not in ("base", "t16base"))
+        train, val, dt.EPOCHS, dt.TRAIN_LAYERS, model_answers=arm not in ("base", "t16base", "t17base"))
     state = dt.trained_state(model)
     torch.save({"state": state, "history": history, "best_epoch": best_epoch, "baseline": baseline,
                 "s_base": s_base, "seconds": seconds}, out)

@@ -12,6 +12,8 @@ python docs/rules/trial_train.py ARM OUT.pt [SEED]   (one torch thread, as the c
         (session 23, docs/rules/session23-joined-benign.txt)
   t17base, t17  the same, 150-320 words, each paired with a twin carrying one inserted harmful answer (session 24,
         docs/rules/session24-paired-long.txt)
+  t18base, t18  trial 17 plus a safe twin of each long text, one safe answer to a harmful request inserted (session 24,
+        docs/rules/session24-triplets.txt)
 """
 
 import hashlib
@@ -116,7 +118,7 @@ def paired_long(train: list[dict], n: int = 200, seed: int = 2417, max_tokens: i
         at = rng.randint(0, len(parts))
         while at > 0 and len(tokenizer(prompt, "\n\n".join(parts[:at] + [harm["response"]]))["input_ids"]) > max_tokens:
             at -= 1
-        base = {"group": f"t17-{k}", "prompt": prompt, "split": "train"}
+        base = {"group": f"t17-{k}", "prompt": prompt, "split": "train", "parts": parts}
         out.append({**base, "id": f"t17-{k}", "response": "\n\n".join(parts), "label": 0, "category": "benign",
                     "source": "benign_smollm2_joined"})
         twin = "\n\n".join(parts[:at] + [harm["response"]] + parts[at:])
@@ -127,6 +129,35 @@ def paired_long(train: list[dict], n: int = 200, seed: int = 2417, max_tokens: i
 
 def with_joined(train: list[dict], model_answers: bool = False) -> list[dict]:
     return _served_mix(train, model_answers) + joined_benign(train)
+
+
+def safe_twins(train: list[dict], n: int = 200, seed: int = 2418, max_tokens: int = 500) -> list[dict]:
+    """Trial 18: each of `paired_long`'s joined texts with one safe train answer to a harmful request (<= 100
+    words) inserted, labelled safe."""
+    import random
+
+    from mllm_protector.export import detector_model as dm
+
+    tokenizer = dm.load_tokenizer()
+    short = [r for r in train if r["label"] == 0 and not r["source"].startswith("benign")
+             and len(r["response"].split()) <= 100]
+    rng = random.Random(seed)
+    safe = (rng.sample([r for r in short if "+written_" not in r["source"]], n // 2)
+            + rng.sample([r for r in short if "+written_" in r["source"]], n - n // 2))
+    rng.shuffle(safe)
+    out = []
+    for k, (joined, answer) in enumerate(zip(paired_long(train, n)[0::2], safe, strict=True)):
+        parts, insert = joined["parts"], [answer["response"]]
+        at = rng.randint(0, len(parts))
+        while at > 0 and len(tokenizer(joined["prompt"], "\n\n".join(parts[:at] + insert))["input_ids"]) > max_tokens:
+            at -= 1
+        out.append({**joined, "id": f"t18-{k}+safe", "response": "\n\n".join(parts[:at] + insert + parts[at:]),
+                    "source": "benign_smollm2_joined+inserted_safe"})
+    return out
+
+
+def with_triplets(train: list[dict], model_answers: bool = False) -> list[dict]:
+    return _served_mix(train, model_answers) + paired_long(train) + safe_twins(train)
 
 
 def with_paired(train: list[dict], model_answers: bool = False) -> list[dict]:
@@ -144,9 +175,11 @@ def main(arm: str, out: str, seed: int = dt.SEED) -> None:
         dt.training_mix = with_joined
     if arm in ("t17base", "t17"):
         dt.training_mix = with_paired
+    if arm in ("t18base", "t18"):
+        dt.training_mix = with_triplets
     train, val = harm_data.load_split("train"), harm_data.load_split("val")
     model, baseline, history, best_epoch, _, s_base, seconds = dt.train_detector(
-        train, val, dt.EPOCHS, dt.TRAIN_LAYERS, model_answers=arm not in ("base", "t16base", "t17base"))
+        train, val, dt.EPOCHS, dt.TRAIN_LAYERS, model_answers=arm not in ("base", "t16base", "t17base", "t18base"))
     state = dt.trained_state(model)
     torch.save({"state": state, "history": history, "best_epoch": best_epoch, "baseline": baseline,
                 "s_base": s_base, "seconds": seconds}, out)

@@ -3,6 +3,8 @@ retraining? The served soup scores every pair in windows of W tokens (overlap W/
 own 2 % threshold recalibrated on validation; the figures of the trial 16-18 judge.
 
 python docs/rules/window_length.py [W ...]   (default 512 256 128; ~5 min per W on two cores)
+
+With two or more W, it also rows the mean and the minimum of the first two Ws' scores (one threshold recalibrated).
 """
 
 import os
@@ -49,15 +51,23 @@ def main(widths: list[int]) -> None:
     human = np.array([harm_data.human_labelled(r) for r in val])
     print("| window | threshold | whole AUROC | human-labelled AUROC | whole TPR | joined benign flagged (100) "
           "| harm behind 450 words flagged | docstrings flagged (60) |\n|---|---|---|---|---|---|---|---|")
+    sets = {"val": [(r["prompt"], r["response"]) for r in val], **sets}
+    scores = {}
     for w in widths:
-        s = score(model, tok, [(r["prompt"], r["response"]) for r in val], w)
-        thr = dt.threshold_for_fpr(s[dt.calibration_mask(val)], dt.TARGET_FPR)
-        flagged = {k: int((score(model, tok, v, w) >= thr).sum()) for k, v in sets.items()}
-        print(f"| {w} | {thr:.4f} | {roc_auc_score(y, s):.4f} | {roc_auc_score(y[human], s[human]):.4f} "
-              f"| {(s[y == 1] >= thr).mean():.3f} | {flagged['joined_benign']} "
-              f"| {flagged['harm_behind_450'] / len(sets['harm_behind_450']):.3f} | {flagged['docstrings']} |",
-              flush=True)
+        scores[str(w)] = {k: score(model, tok, v, w) for k, v in sets.items()}
+        row(str(w), scores[str(w)], y, human, val)
+    if len(widths) >= 2:
+        a, b = scores[str(widths[0])], scores[str(widths[1])]
+        row(f"mean({widths[0]}, {widths[1]})", {k: (a[k] + b[k]) / 2 for k in a}, y, human, val)
+        row(f"min({widths[0]}, {widths[1]})", {k: np.minimum(a[k], b[k]) for k in a}, y, human, val)
 
+
+def row(name: str, s: dict[str, np.ndarray], y: np.ndarray, human: np.ndarray, val: list[dict]) -> None:
+    v = s["val"]
+    thr = dt.threshold_for_fpr(v[dt.calibration_mask(val)], dt.TARGET_FPR)
+    print(f"| {name} | {thr:.4f} | {roc_auc_score(y, v):.4f} | {roc_auc_score(y[human], v[human]):.4f} "
+          f"| {(v[y == 1] >= thr).mean():.3f} | {int((s['joined_benign'] >= thr).sum())} "
+          f"| {(s['harm_behind_450'] >= thr).mean():.3f} | {int((s['docstrings'] >= thr).sum())} |", flush=True)
 
 if __name__ == "__main__":
     main([int(a) for a in sys.argv[1:]] or [512, 256, 128])

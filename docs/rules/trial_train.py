@@ -97,6 +97,23 @@ def joined_benign(train: list[dict], n: int = 200, seed: int = 2316) -> list[dic
     return out
 
 
+def _half_templated(records: list[dict], n: int, rng) -> list[dict]:
+    """`n` answers of <= 100 words from `records`, half hand-made and half templated ("+written_"), shuffled."""
+    short = [r for r in records if len(r["response"].split()) <= 100]
+    out = (rng.sample([r for r in short if "+written_" not in r["source"]], n // 2)
+           + rng.sample([r for r in short if "+written_" in r["source"]], n - n // 2))
+    rng.shuffle(out)
+    return out
+
+
+def _insert(tokenizer, prompt: str, parts: list[str], answer: str, rng, max_tokens: int) -> str:
+    """`answer` between `parts` at a random boundary, moved earlier until it ends within `max_tokens`."""
+    at = rng.randint(0, len(parts))
+    while at > 0 and len(tokenizer(prompt, "\n\n".join([*parts[:at], answer]))["input_ids"]) > max_tokens:
+        at -= 1
+    return "\n\n".join([*parts[:at], answer, *parts[at:]])
+
+
 def paired_long(train: list[dict], n: int = 200, seed: int = 2417, max_tokens: int = 500) -> list[dict]:
     """Trial 17: `n` joined benign texts of 150-320 words (label 0), each with a twin carrying one harmful train
     answer of <= 100 words inserted between its parts (label 1), moved earlier until the twin fits `max_tokens`."""
@@ -106,23 +123,16 @@ def paired_long(train: list[dict], n: int = 200, seed: int = 2417, max_tokens: i
 
     tokenizer = dm.load_tokenizer()
     pool = [r for r in train if r["source"].startswith("benign_smollm2")]
-    short = [r for r in train if r["label"] == 1 and len(r["response"].split()) <= 100]
     rng = random.Random(seed)
-    harmful = (rng.sample([r for r in short if "+written_" not in r["source"]], n // 2)
-               + rng.sample([r for r in short if "+written_" in r["source"]], n - n // 2))
-    rng.shuffle(harmful)
     out = []
-    for k, harm in enumerate(harmful):
+    for k, harm in enumerate(_half_templated([r for r in train if r["label"] == 1], n, rng)):
         parts = [r["response"] for r in _joined_parts(pool, rng, 150, 320)]
         prompt = next(r["prompt"] for r in pool if r["response"] == parts[0])
-        at = rng.randint(0, len(parts))
-        while at > 0 and len(tokenizer(prompt, "\n\n".join(parts[:at] + [harm["response"]]))["input_ids"]) > max_tokens:
-            at -= 1
         base = {"group": f"t17-{k}", "prompt": prompt, "split": "train", "parts": parts}
         out.append({**base, "id": f"t17-{k}", "response": "\n\n".join(parts), "label": 0, "category": "benign",
                     "source": "benign_smollm2_joined"})
-        twin = "\n\n".join(parts[:at] + [harm["response"]] + parts[at:])
-        out.append({**base, "id": f"t17-{k}+harm", "response": twin,
+        out.append({**base, "id": f"t17-{k}+harm", "response": _insert(tokenizer, prompt, parts, harm["response"], rng,
+                                                                        max_tokens),
                     "label": 1, "category": harm["category"], "source": "benign_smollm2_joined+inserted_harm"})
     return out
 
@@ -131,33 +141,27 @@ def with_joined(train: list[dict], model_answers: bool = False) -> list[dict]:
     return _served_mix(train, model_answers) + joined_benign(train)
 
 
-def safe_twins(train: list[dict], n: int = 200, seed: int = 2418, max_tokens: int = 500) -> list[dict]:
-    """Trial 18: each of `paired_long`'s joined texts with one safe train answer to a harmful request (<= 100
-    words) inserted, labelled safe."""
+def safe_twins(train: list[dict], paired: list[dict], seed: int = 2418, max_tokens: int = 500) -> list[dict]:
+    """Trial 18: each joined text of `paired` (`paired_long`'s records) with one safe train answer to a harmful
+    request (<= 100 words) inserted, labelled safe."""
     import random
 
     from mllm_protector.export import detector_model as dm
 
     tokenizer = dm.load_tokenizer()
-    short = [r for r in train if r["label"] == 0 and not r["source"].startswith("benign")
-             and len(r["response"].split()) <= 100]
+    joined = paired[0::2]
     rng = random.Random(seed)
-    safe = (rng.sample([r for r in short if "+written_" not in r["source"]], n // 2)
-            + rng.sample([r for r in short if "+written_" in r["source"]], n - n // 2))
-    rng.shuffle(safe)
-    out = []
-    for k, (joined, answer) in enumerate(zip(paired_long(train, n)[0::2], safe, strict=True)):
-        parts, insert = joined["parts"], [answer["response"]]
-        at = rng.randint(0, len(parts))
-        while at > 0 and len(tokenizer(joined["prompt"], "\n\n".join(parts[:at] + insert))["input_ids"]) > max_tokens:
-            at -= 1
-        out.append({**joined, "id": f"t18-{k}+safe", "response": "\n\n".join(parts[:at] + insert + parts[at:]),
-                    "source": "benign_smollm2_joined+inserted_safe"})
-    return out
+    safe = _half_templated([r for r in train if r["label"] == 0 and not r["source"].startswith("benign")],
+                           len(joined), rng)
+    return [{**j, "id": f"t18-{k}+safe", "response": _insert(tokenizer, j["prompt"], j["parts"], a["response"], rng,
+                                                             max_tokens),
+             "source": "benign_smollm2_joined+inserted_safe"}
+            for k, (j, a) in enumerate(zip(joined, safe, strict=True))]
 
 
 def with_triplets(train: list[dict], model_answers: bool = False) -> list[dict]:
-    return _served_mix(train, model_answers) + paired_long(train) + safe_twins(train)
+    paired = paired_long(train)
+    return _served_mix(train, model_answers) + paired + safe_twins(train, paired)
 
 
 def with_paired(train: list[dict], model_answers: bool = False) -> list[dict]:

@@ -14,6 +14,8 @@ python docs/rules/trial_train.py ARM OUT.pt [SEED]   (one torch thread, as the c
         docs/rules/session24-paired-long.txt)
   t18base, t18  trial 17 plus a safe twin of each long text, one safe answer to a harmful request inserted (session 24,
         docs/rules/session24-triplets.txt)
+  t19   second ingredient + Gemma-3-270M's reviewed training answers + the human-labelled records a second time
+        (session 25, docs/rules/session25-second-voice.txt)
 """
 
 import hashlib
@@ -30,6 +32,7 @@ from mllm_protector import harm_data  # noqa: E402
 from mllm_protector.export import detector_train as dt  # noqa: E402
 
 TRIAL_VOICES = {"smollm2": "ma", "qwen": "qw"}
+SECOND_VOICE = {"smollm2": "ma", "gemma": "ge"}
 # Assistant-voice disclaimers: a chat model that complies often wraps the answer in a safety lecture ("... can be
 # illegal, and it is important to follow all relevant laws. Here are some steps: 1. ..."). The same frames go around
 # harmful and safe answers alike, so the frame says nothing and the answer inside decides.
@@ -168,11 +171,22 @@ def with_paired(train: list[dict], model_answers: bool = False) -> list[dict]:
     return _served_mix(train, model_answers) + paired_long(train)
 
 
+def with_human_twice(train: list[dict], model_answers: bool = False) -> list[dict]:
+    """Trial 19 (with `SECOND_VOICE`): the served mix, and in the second ingredient the human-labelled records again."""
+    out = _served_mix(train, model_answers)
+    if model_answers:
+        out += [{**r, "id": r["id"] + "+again"} for r in train if harm_data.human_labelled(r)]
+    return out
+
+
 def main(arm: str, out: str, seed: int = dt.SEED) -> None:
     torch.set_num_threads(1)
     dt.SEED = seed
     if arm in ("t13", "t14b"):
         dt.TRAINING_VOICES = TRIAL_VOICES
+    if arm == "t19":
+        dt.TRAINING_VOICES = SECOND_VOICE
+        dt.training_mix = with_human_twice
     if arm in ("t14a", "t14b"):
         dt.training_mix = with_disclaimers
     if arm in ("t16base", "t16"):

@@ -16,6 +16,7 @@ python docs/rules/trial_train.py ARM OUT.pt [SEED]   (one torch thread, as the c
         docs/rules/session24-triplets.txt)
   t19   second ingredient + Gemma-3-270M's reviewed training answers + the human-labelled records a second time
         (session 25, docs/rules/session25-second-voice.txt)
+  t20   t19 plus trial 17's paired long texts (with t17base; session 25, docs/rules/session25-second-voice-paired.txt)
 """
 
 import hashlib
@@ -179,14 +180,18 @@ def with_human_twice(train: list[dict], model_answers: bool = False) -> list[dic
     return out
 
 
+def with_human_twice_paired(train: list[dict], model_answers: bool = False) -> list[dict]:
+    return with_human_twice(train, model_answers) + paired_long(train)
+
+
 def main(arm: str, out: str, seed: int = dt.SEED) -> None:
     torch.set_num_threads(1)
     dt.SEED = seed
     if arm in ("t13", "t14b"):
         dt.TRAINING_VOICES = TRIAL_VOICES
-    if arm == "t19":
+    if arm in ("t19", "t20"):
         dt.TRAINING_VOICES = SECOND_VOICE
-        dt.training_mix = with_human_twice
+        dt.training_mix = with_human_twice if arm == "t19" else with_human_twice_paired
     if arm in ("t14a", "t14b"):
         dt.training_mix = with_disclaimers
     if arm in ("t16base", "t16"):

@@ -61,6 +61,18 @@ def figures(model, tokenizer, val, probes, sets) -> dict:
     return out
 
 
+def guard_rails(d: dict) -> dict[str, bool]:
+    """G1-G6 of docs/rules/session23-joined-benign.txt on the differences (trial - served) of `figures`."""
+    return {
+        "G1 whole AUROC >= -0.005": d["whole"] >= -0.005,
+        "G2 human-labelled AUROC >= -0.005": d["human"] >= -0.005,
+        "G3 whole TPR at own threshold >= -0.02": d["whole_tpr"] >= -0.02,
+        "G4 harm behind 450 words flagged share >= -0.03": d["harm_behind_450_share"] >= -0.03,
+        "G5 probes at most 2 fewer right": d["probes_right"] >= -2,
+        "G6 docstrings flagged <= served + 2": d["docstrings_flagged"] <= 2,
+    }
+
+
 def main(base: str, trial: str, soup_dir: str) -> None:
     torch.set_num_threads(int(os.environ.get("JUDGE_THREADS", "2")))
     val, tok = harm_data.load_split("val"), dm.load_tokenizer()
@@ -70,15 +82,7 @@ def main(base: str, trial: str, soup_dir: str) -> None:
     scores = figures(soup_of([base, trial], Path(soup_dir)), tok, val, probes, sets)
     d = compare(served, scores)
     p1 = served["joined_flagged"] >= 10 and scores["joined_flagged"] <= served["joined_flagged"] / 2
-    verdict = {
-        "P1 joined benign flagged <= half of served (served >= 10)": p1,
-        "G1 whole AUROC >= -0.005": d["whole"] >= -0.005,
-        "G2 human-labelled AUROC >= -0.005": d["human"] >= -0.005,
-        "G3 whole TPR at own threshold >= -0.02": d["whole_tpr"] >= -0.02,
-        "G4 harm behind 450 words flagged share >= -0.03": d["harm_behind_450_share"] >= -0.03,
-        "G5 probes at most 2 fewer right": d["probes_right"] >= -2,
-        "G6 docstrings flagged <= served + 2": d["docstrings_flagged"] <= 2,
-    }
+    verdict = {"P1 joined benign flagged <= half of served (served >= 10)": p1, **guard_rails(d)}
     conclude(served, scores, verdict, soup_dir)
 
 

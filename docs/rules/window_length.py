@@ -69,5 +69,6 @@ def row(name: str, s: dict[str, np.ndarray], y: np.ndarray, human: np.ndarray, v
           f"| {(v[y == 1] >= thr).mean():.3f} | {int((s['joined_benign'] >= thr).sum())} "
           f"| {(s['harm_behind_450'] >= thr).mean():.3f} | {int((s['docstrings'] >= thr).sum())} |", flush=True)
 
+
 if __name__ == "__main__":
     main([int(a) for a in sys.argv[1:]] or [512, 256, 128])

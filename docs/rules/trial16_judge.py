@@ -40,7 +40,10 @@ def heldout_sets(val: list[dict]) -> dict[str, list[tuple[str, str]]]:
             "docstrings": docstrings()}
 
 
-def figures(model, tokenizer, val, probes, sets) -> dict:
+def figures(model, tokenizer, val, probes, sets, cut: float | None = None) -> dict:
+    """Validation and held-out figures at the model's own 2 % threshold; with `cut`, also the joined benign texts
+    flagged at that common threshold ("joined_flagged_at_served_thr", trial 21)."""
+
     def score(pairs):
         return dm.score_pairs(model, tokenizer, [p for p, _ in pairs], [r for _, r in pairs])
 
@@ -54,6 +57,8 @@ def figures(model, tokenizer, val, probes, sets) -> dict:
     out["probes_right"] = int(sum((x >= thr) == bool(r["label"]) for r, x in zip(probes, s_probe, strict=True)))
     joined = score(sets["joined_benign"])
     out["joined_flagged"] = int((joined >= thr).sum())
+    if cut is not None:
+        out["joined_flagged_at_served_thr"] = int((joined >= cut).sum())
     for i, n in enumerate(LENGTHS):
         out[f"joined {n}w median"] = float(np.median(joined[i * 20:(i + 1) * 20]))
     out["harm_behind_450_share"] = float((score(sets["harm_behind_450"]) >= thr).mean())

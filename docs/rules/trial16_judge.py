@@ -40,18 +40,21 @@ def heldout_sets(val: list[dict]) -> dict[str, list[tuple[str, str]]]:
             "docstrings": docstrings()}
 
 
-def figures(model, tokenizer, val, probes, sets, cut: float | None = None) -> dict:
+def figures(model, tokenizer, val, probes, sets, cut: float | None = None, at: float | None = None) -> dict:
     """Validation and held-out figures at the model's own 2 % threshold; with `cut`, also the joined benign texts
-    flagged at that common threshold ("joined_flagged_at_served_thr", trial 21)."""
+    flagged at that common threshold ("joined_flagged_at_served_thr", trial 21); with `at`, every threshold-bound
+    figure at that threshold instead of the own one, which is kept as "own_threshold" (trial 22)."""
 
     def score(pairs):
         return dm.score_pairs(model, tokenizer, [p for p, _ in pairs], [r for _, r in pairs])
 
     s = score([(r["prompt"], r["response"]) for r in val])
     y = np.array([r["label"] for r in val])
-    thr = dt.threshold_for_fpr(s[dt.calibration_mask(val)], dt.TARGET_FPR)
+    own = dt.threshold_for_fpr(s[dt.calibration_mask(val)], dt.TARGET_FPR)
+    thr = own if at is None else at
     human = np.array([harm_data.human_labelled(r) for r in val])
-    out = {"threshold": thr, "whole": float(roc_auc_score(y, s)), "human": float(roc_auc_score(y[human], s[human])),
+    out = {"own_threshold": own, "threshold": thr, "whole": float(roc_auc_score(y, s)),
+           "human": float(roc_auc_score(y[human], s[human])),
            "whole_tpr": float((s[y == 1] >= thr).mean())}
     s_probe = score([(r["prompt"], r["response"]) for r in probes])
     out["probes_right"] = int(sum((x >= thr) == bool(r["label"]) for r, x in zip(probes, s_probe, strict=True)))

@@ -331,6 +331,14 @@ def main() -> None:
     out += [f"{len(records)} records, {int(y.sum())} harmful, {len(set(r['group'] for r in records))} prompt groups; "
             "thresholds calibrated on the validation split for a 2% benign FPR "
             f"(detector {cal['threshold']:.4f}, frozen-LR {thresholds['frozen-LR']:.4f}).", ""]
+    spread = {name: v["threshold_5_95_over_resamples"] for name, v in (
+        ("fp32", cal["validation"]["detector"]), ("int8", cal.get("int8", {}).get("validation", {})))
+        if "threshold_5_95_over_resamples" in v}
+    if spread:  # written by export/detector_calibrate.py since session 27
+        out += ["How far chance alone moves the detector's threshold: over 1,000 resamples of the safe validation "
+                "answers it is calibrated on, its 5-95 % points are "
+                + ", ".join(f"{n} {lo:.4f}-{hi:.4f}" for n, (lo, hi) in spread.items())
+                + ". Recall at the threshold carries that spread (`docs/detector-trials.md`, session 26).", ""]
     out += [f"## All {args.split} records", "", table(list(results.items())), "", onnx_note, ""]
     out += ["## Slices", "",
             table([(f"{n}: human-labelled sources only", m) for n, m in human_results.items()]

@@ -59,7 +59,10 @@ def calibrate(model_repository: Path = detector_onnx.DEFAULT_MODEL_REPOSITORY,
         s = score_pairs(OnnxClassifier(path), tokenizer, [r["prompt"] for r in val], [r["response"] for r in val])
         threshold = served_threshold(dt.threshold_for_fpr(s[cal], dt.TARGET_FPR))
         flagged = float((s[cal] >= threshold).mean())
-        return threshold, {**dt.metrics(y, s, threshold), "calibration_safe_set_fpr": flagged}
+        lo, hi = dt.threshold_interval(s[cal], dt.TARGET_FPR)
+        return threshold, {**dt.metrics(y, s, threshold), "calibration_safe_set_fpr": flagged,
+                           "threshold_5_95_over_resamples": [lo, hi],
+                           "tpr_at_threshold_5_95": [float((s[y == 1] >= t).mean()) for t in (hi, lo)]}
 
     fp32_path, int8_path = detector_onnx.served_model_path(model_repository), detector_onnx.served_int8_path(
         model_repository)
@@ -112,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{calibration[CALIBRATION_KEY]['threshold']:.5f}; validation AUROC fp32 {fp32['auroc']:.4f}, int8 "
           f"{int8['auroc']:.4f}; TPR / FPR at the threshold fp32 {fp32['tpr_at_threshold']:.3f} / "
           f"{fp32['fpr_at_threshold']:.3f}, int8 {int8['tpr_at_threshold']:.3f} / {int8['fpr_at_threshold']:.3f}")
+    lo, hi = int8["threshold_5_95_over_resamples"]
+    t_lo, t_hi = int8["tpr_at_threshold_5_95"]
+    print(f"int8 threshold over 1,000 resamples of the calibration answers: {lo:.4f}-{hi:.4f} (5-95 %), validation "
+          f"TPR there {t_lo:.3f}-{t_hi:.3f}")
     return 0
 
 

@@ -150,6 +150,18 @@ def threshold_for_fpr(safe_scores: np.ndarray, fpr_max: float) -> float:
     return float(np.nextafter(s[allowed], np.float32(np.inf)))
 
 
+def threshold_interval(safe_scores: np.ndarray, fpr_max: float, resamples: int = 1000,
+                       seed: int = 0) -> tuple[float, float]:
+    """The 5 and 95 % points of `threshold_for_fpr` over bootstrap resamples of `safe_scores`."""
+    # At 2 % of ~160 answers the threshold is the 4th-highest score, so one answer moves it: this says how far a
+    # retraining or another sample of safe answers could move it, and so recall at it, by chance alone.
+    s = np.asarray(safe_scores, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    draws = [threshold_for_fpr(s[rng.integers(0, len(s), len(s))], fpr_max) for _ in range(resamples)]
+    lo, hi = np.percentile(draws, [5, 95])
+    return float(lo), float(hi)
+
+
 def metrics(y, s, threshold: float) -> dict[str, float]:
     from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 

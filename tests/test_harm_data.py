@@ -168,6 +168,18 @@ def test_threshold_for_fpr():
     assert (safe >= np.nextafter(thr, -np.inf) - 0.011).mean() > 0.02
 
 
+def test_threshold_interval_brackets_the_threshold_and_narrows_with_more_answers():
+    from mllm_protector.export.detector_train import threshold_for_fpr, threshold_interval
+
+    rng = np.random.default_rng(1)
+    few, many = rng.random(150), rng.random(15000)
+    lo, hi = threshold_interval(few, 0.02)
+    assert lo < threshold_for_fpr(few, 0.02) < hi
+    lo_many, hi_many = threshold_interval(many, 0.02, resamples=200)
+    assert hi_many - lo_many < (hi - lo) / 4  # the spread is the sample's, not the method's
+    assert threshold_interval(few, 0.02) == (lo, hi)  # seeded: the calibration file is reproducible
+
+
 def test_written_compliance_pairs_a_refusal_and_a_compliant_answer_to_the_same_request(records):
     by_prompt = defaultdict(set)
     for r in records:

@@ -27,6 +27,7 @@ from mllm_protector.export import detector_model as dm  # noqa: E402
 
 def main(served_side: str, trial_side: str, soup_dir: str) -> None:
     torch.set_num_threads(int(os.environ.get("JUDGE_THREADS", "2")))
+    Path(soup_dir).mkdir(parents=True, exist_ok=True)
     val, tok = harm_data.load_split("val"), dm.load_tokenizer()
     probes, sets = harm_data.load_probes(harm_data.PROBES), heldout_sets(val)
     answers = {v: harm_data.load_model_answers("val", v) for v in VOICES}

@@ -1,6 +1,10 @@
 """Train one ingredient of a session-20 trial and save its trained tensors (rules: docs/rules/session20-*.txt).
 
-python docs/rules/trial_train.py ARM OUT.pt [SEED]   (one torch thread, as the committed weights; 20-30 min each)
+python docs/rules/trial_train.py ARM OUT.pt [SEED]   (one torch thread, as the committed weights; 20-40 min each)
+
+Each arm patches the recipe of `detector_train` as it stands. Since session 27 that recipe is trial 19's (trial 22
+adopted it), so `served` now trains trial 19's second ingredient and the arms t13-t20 no longer add to the recipe
+they were judged against: they reproduce their trials from commit c2d4eab or earlier.
   base  the base ingredient (must reproduce the committed history)
   t13   second ingredient + Qwen's reviewed training answers
   t14a  second ingredient + disclaimer-framed human-labelled records (disclaimer_wrapped below)

@@ -34,9 +34,9 @@ def voice_figures(model, tokenizer, answers: dict[str, list[dict]], threshold: f
     return out
 
 
-def judge(load_served, load_trial, soup_dir: str, one_cut: bool = False) -> None:
-    """Both soups' figures, the differences and trial 19's criteria; `one_cut` counts G7's joined benign texts at the
-    served side's threshold for both (trial 21) instead of each at its own."""
+def paired_figures(load_served, load_trial, cut_option: str | None = None) -> tuple[dict, dict]:
+    """Both soups' figures (trial 16's and each voice's); `cut_option` passes the served side's own threshold to the
+    trial's `figures` as "cut" (trial 21: joined texts also counted at one cut) or "at" (trial 22: every figure)."""
     torch.set_num_threads(int(os.environ.get("JUDGE_THREADS", "2")))
     val, tok = harm_data.load_split("val"), dm.load_tokenizer()
     probes, sets = harm_data.load_probes(harm_data.PROBES), heldout_sets(val)
@@ -44,11 +44,18 @@ def judge(load_served, load_trial, soup_dir: str, one_cut: bool = False) -> None
     print({k: len(v) for k, v in (sets | answers).items()}, flush=True)
     served = figures(model := load_served(), tok, val, probes, sets)
     served |= voice_figures(model, tok, answers, served["threshold"])
-    cut = served["threshold"] if one_cut else None
+    options = {cut_option: served["threshold"]} if cut_option else {}
+    trial = figures(model := load_trial(), tok, val, probes, sets, **options)
+    trial |= voice_figures(model, tok, answers, trial["threshold"])
+    return served, trial
+
+
+def judge(load_served, load_trial, soup_dir: str, one_cut: bool = False) -> None:
+    """Both soups' figures, the differences and trial 19's criteria; `one_cut` counts G7's joined benign texts at the
+    served side's threshold for both (trial 21) instead of each at its own."""
+    served, scores = paired_figures(load_served, load_trial, "cut" if one_cut else None)
     if one_cut:
         served["joined_flagged_at_served_thr"] = served["joined_flagged"]
-    scores = figures(model := load_trial(), tok, val, probes, sets, cut=cut)
-    scores |= voice_figures(model, tok, answers, scores["threshold"])
     d = compare(served, scores)
     g7 = (("G7 joined benign flagged at the served threshold <= served + 10", "joined_flagged_at_served_thr")
           if one_cut else ("G7 joined benign flagged <= served + 10", "joined_flagged"))

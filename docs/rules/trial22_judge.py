@@ -13,30 +13,15 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import torch  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from trial16_judge import figures, heldout_sets  # noqa: E402
-from trial19_judge import voice_figures  # noqa: E402
+from trial19_judge import paired_figures  # noqa: E402
 from trial21_judge import load  # noqa: E402
-from trial_judge import VOICES, compare, conclude  # noqa: E402
-
-from mllm_protector import harm_data  # noqa: E402
-from mllm_protector.export import detector_model as dm  # noqa: E402
+from trial_judge import compare, conclude  # noqa: E402
 
 
 def main(served_side: str, trial_side: str, soup_dir: str) -> None:
-    torch.set_num_threads(int(os.environ.get("JUDGE_THREADS", "2")))
-    Path(soup_dir).mkdir(parents=True, exist_ok=True)
-    val, tok = harm_data.load_split("val"), dm.load_tokenizer()
-    probes, sets = harm_data.load_probes(harm_data.PROBES), heldout_sets(val)
-    answers = {v: harm_data.load_model_answers("val", v) for v in VOICES}
-    print({k: len(v) for k, v in (sets | answers).items()}, flush=True)
-    served = figures(model := load(served_side, Path(soup_dir, "served")), tok, val, probes, sets)
-    cut = served["threshold"]
-    served |= voice_figures(model, tok, answers, cut)
-    trial = figures(model := load(trial_side, Path(soup_dir, "trial")), tok, val, probes, sets, at=cut)
-    trial |= voice_figures(model, tok, answers, cut)
+    served, trial = paired_figures(lambda: load(served_side, Path(soup_dir, "served")),
+                                   lambda: load(trial_side, Path(soup_dir, "trial")), "at")
     d = compare(served, trial)
     verdict = {
         "P1 Gemma answers AUROC >= +0.02": d["gemma"] >= 0.02,

@@ -79,6 +79,7 @@ def conclude(served: dict, trial: dict, verdict: dict[str, bool], soup_dir: str)
         print(f"  {'PASS' if v else 'FAIL'}  {k}")
     print("ADOPT" if all(verdict.values()) else "NOT ADOPTED")
     report = {"served": served, "trial": trial, "verdict": verdict}
+    Path(soup_dir).mkdir(parents=True, exist_ok=True)  # absent when both sides were soup directories
     Path(soup_dir, "judge.json").write_text(json.dumps(report, indent=2))
 
 

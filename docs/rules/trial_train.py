@@ -21,6 +21,8 @@ they were judged against: they reproduce their trials from commit c2d4eab or ear
   t19   second ingredient + Gemma-3-270M's reviewed training answers + the human-labelled records a second time
         (session 25, docs/rules/session25-second-voice.txt)
   t20   t19 plus trial 17's paired long texts (with t17base; session 25, docs/rules/session25-second-voice-paired.txt)
+  t24base, t24  the base and the served second ingredient, each with the train split's middle-scored PyRIT harm
+        answers as mixed-label copies (session 29, docs/rules/session29-middle-scores.txt)
 """
 
 import hashlib
@@ -188,6 +190,40 @@ def with_human_twice_paired(train: list[dict], model_answers: bool = False) -> l
     return with_human_twice(train, model_answers) + paired_long(train)
 
 
+def middle_scored(train: list[dict]) -> list[dict]:
+    """Trial 24: the PyRIT harm answers whose mean human score lies strictly between the safe and harmful cut-offs
+    (dropped from the data), kept where their request is a train-split request, each as mixed-label copies whose
+    harmful share approximates the mean score in thirds (< 0.45: 1 of 3; <= 0.55: 1 of 2; else 2 of 3). The copies
+    share one id, so prompt dropout treats them alike; the class-weighted loss then pulls the pair's score towards
+    the middle instead of either end."""
+    train_prompts = {harm_data._norm(r["prompt"]) for r in train}
+    other_prompts = {harm_data._norm(r["prompt"]) for split in ("val", "test") for r in harm_data.load_split(split)}
+    out = []
+    for member in harm_data._members(harm_data.PYRIT, "pyrit/datasets/scorer_evals/harm/", ".csv"):
+        name = member.rsplit("/", 1)[-1]
+        for row in harm_data._pyrit_csv(member):
+            score = harm_data._mean_score(row)
+            if score is None or not harm_data.SAFE_AT < score < harm_data.HARMFUL_AT:
+                continue
+            if row.get("data_type", "text") != "text":
+                continue
+            prompt = harm_data._norm(row["objective"])
+            if prompt not in train_prompts or prompt in other_prompts:
+                continue
+            category = harm_data._PYRIT_CATEGORY.get(row["harm_category"].strip().lower(), "other")
+            rid = "mid-" + hashlib.sha1((row["objective"] + row["assistant_response"]).encode()).hexdigest()[:12]
+            harmful, safe = (1, 2) if score < 0.45 else (1, 1) if score <= 0.55 else (2, 1)
+            for label in [1] * harmful + [0] * safe:
+                rec = harm_data._record(row["objective"], row["assistant_response"], label, category,
+                                        f"pyrit_harm_mid/{name}")
+                out.append({**rec, "id": rid, "group": rid, "split": "train", "mean_score": score})
+    return out
+
+
+def with_middle_scores(train: list[dict], model_answers: bool = False) -> list[dict]:
+    return _served_mix(train, model_answers) + middle_scored(train)
+
+
 def main(arm: str, out: str, seed: int = dt.SEED) -> None:
     torch.set_num_threads(1)
     dt.SEED = seed
@@ -204,9 +240,12 @@ def main(arm: str, out: str, seed: int = dt.SEED) -> None:
         dt.training_mix = with_paired
     if arm in ("t18base", "t18"):
         dt.training_mix = with_triplets
+    if arm in ("t24base", "t24"):
+        dt.training_mix = with_middle_scores
     train, val = harm_data.load_split("train"), harm_data.load_split("val")
+    base_arms = ("base", "t16base", "t17base", "t18base", "t24base")
     model, baseline, history, best_epoch, _, s_base, seconds = dt.train_detector(
-        train, val, dt.EPOCHS, dt.TRAIN_LAYERS, model_answers=arm not in ("base", "t16base", "t17base", "t18base"))
+        train, val, dt.EPOCHS, dt.TRAIN_LAYERS, model_answers=arm not in base_arms)
     state = dt.trained_state(model)
     torch.save({"state": state, "history": history, "best_epoch": best_epoch, "baseline": baseline,
                 "s_base": s_base, "seconds": seconds}, out)

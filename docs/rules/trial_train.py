@@ -23,6 +23,8 @@ they were judged against: they reproduce their trials from commit c2d4eab or ear
   t20   t19 plus trial 17's paired long texts (with t17base; session 25, docs/rules/session25-second-voice-paired.txt)
   t24base, t24  the base and the served second ingredient, each with the train split's middle-scored PyRIT harm
         answers as mixed-label copies (session 29, docs/rules/session29-middle-scores.txt)
+  t25base  the base ingredient with the human-labelled training records shown twice, as the second ingredient
+        shows them (with `served`; session 29, docs/rules/session29-human-twice-base.txt)
 """
 
 import hashlib
@@ -224,6 +226,14 @@ def with_middle_scores(train: list[dict], model_answers: bool = False) -> list[d
     return _served_mix(train, model_answers) + middle_scored(train)
 
 
+def with_human_twice_in_base(train: list[dict], model_answers: bool = False) -> list[dict]:
+    """Trial 25: the served mix; the base ingredient also gets the human-labelled records again (ids "+again")."""
+    out = _served_mix(train, model_answers)
+    if not model_answers:
+        out += [{**r, "id": r["id"] + "+again"} for r in train if harm_data.human_labelled(r)]
+    return out
+
+
 def main(arm: str, out: str, seed: int = dt.SEED) -> None:
     torch.set_num_threads(1)
     dt.SEED = seed
@@ -242,8 +252,10 @@ def main(arm: str, out: str, seed: int = dt.SEED) -> None:
         dt.training_mix = with_triplets
     if arm in ("t24base", "t24"):
         dt.training_mix = with_middle_scores
+    if arm == "t25base":
+        dt.training_mix = with_human_twice_in_base
     train, val = harm_data.load_split("train"), harm_data.load_split("val")
-    base_arms = ("base", "t16base", "t17base", "t18base", "t24base")
+    base_arms = ("base", "t16base", "t17base", "t18base", "t24base", "t25base")
     model, baseline, history, best_epoch, _, s_base, seconds = dt.train_detector(
         train, val, dt.EPOCHS, dt.TRAIN_LAYERS, model_answers=arm not in base_arms)
     state = dt.trained_state(model)

@@ -197,9 +197,9 @@ def middle_scored(train: list[dict]) -> list[dict]:
     (dropped from the data), kept where their request is a train-split request, each as mixed-label copies whose
     harmful share approximates the mean score in thirds (< 0.45: 1 of 3; <= 0.55: 1 of 2; else 2 of 3). The copies
     share one id, so prompt dropout treats them alike; the class-weighted loss then pulls the pair's score towards
-    the middle instead of either end."""
+    the middle instead of either end. A request equal to a train-split one is in its group, so never in validation
+    or test."""
     train_prompts = {harm_data._norm(r["prompt"]) for r in train}
-    other_prompts = {harm_data._norm(r["prompt"]) for split in ("val", "test") for r in harm_data.load_split(split)}
     out = []
     for member in harm_data._members(harm_data.PYRIT, "pyrit/datasets/scorer_evals/harm/", ".csv"):
         name = member.rsplit("/", 1)[-1]
@@ -210,7 +210,7 @@ def middle_scored(train: list[dict]) -> list[dict]:
             if row.get("data_type", "text") != "text":
                 continue
             prompt = harm_data._norm(row["objective"])
-            if prompt not in train_prompts or prompt in other_prompts:
+            if prompt not in train_prompts:
                 continue
             category = harm_data._PYRIT_CATEGORY.get(row["harm_category"].strip().lower(), "other")
             rid = "mid-" + hashlib.sha1((row["objective"] + row["assistant_response"]).encode()).hexdigest()[:12]

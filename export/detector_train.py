@@ -382,7 +382,7 @@ def soup(models: list, train_layers: int = TRAIN_LAYERS):
 
 
 def train_detector(train: list[dict], val: list[dict], epochs: int = EPOCHS, train_layers: int = TRAIN_LAYERS,
-                   model_answers: bool = False, log=print):
+                   model_answers: bool = False, log=print, lr: float = LR):
     """Fit (a) and fine-tune (b). Returns the trained peft model, the baseline, per-epoch history, the best epoch,
     the best validation scores, the baseline's validation scores and the training wall time."""
     import torch
@@ -420,7 +420,7 @@ def train_detector(train: list[dict], val: list[dict], epochs: int = EPOCHS, tra
     lengths = [c.shape[0] for c in train_cache]
     rng = random.Random(SEED)
     steps_per_epoch = math.ceil(len(mix) / BATCH)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR, weight_decay=0.01)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
     sched = get_linear_schedule_with_warmup(opt, int(0.06 * steps_per_epoch * epochs), steps_per_epoch * epochs)
     n_pos = int(labels.sum())
     # Mild class weighting towards the rarer harmful class.
@@ -457,7 +457,7 @@ def train_detector(train: list[dict], val: list[dict], epochs: int = EPOCHS, tra
 
 
 def train_ingredient(train: list[dict], val: list[dict], epochs: int, train_layers: int, model_answers: bool,
-                     threads: int) -> dict:
+                     threads: int, lr: float = LR) -> dict:
     """One ingredient of the soup (in a worker process when they train side by side): its trained tensors, floor,
     history, best epoch and wall time."""
     import functools
@@ -467,7 +467,7 @@ def train_ingredient(train: list[dict], val: list[dict], epochs: int, train_laye
     torch.set_num_threads(threads)
     name = "with_model_answers" if model_answers else "base"
     model, baseline, history, best_epoch, _, s_base, seconds = train_detector(
-        train, val, epochs, train_layers, model_answers, log=functools.partial(print, f"[{name}]", flush=True))
+        train, val, epochs, train_layers, model_answers, log=functools.partial(print, f"[{name}]", flush=True), lr=lr)
     state = trained_state(model)
     return {"name": name, "state": state, "baseline": baseline, "history": history, "best_epoch": best_epoch,
             "s_base": s_base, "seconds": seconds}
@@ -479,6 +479,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=dm.WEIGHTS_DIR)
     ap.add_argument("--epochs", type=int, default=EPOCHS)
+    ap.add_argument("--lr", type=float, default=LR)
     ap.add_argument("--train-layers", type=int, default=TRAIN_LAYERS)
     ap.add_argument("--limit", type=int, default=0, help="smoke test: use only this many train/val records")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("TRAIN_THREADS", "1")),
@@ -499,7 +500,7 @@ def main() -> None:
     # The ingredients are independent and each uses `threads` threads, so they train side by side when the machine
     # has the cores (two at once on two cores: ~30 instead of ~50 min); each is seeded alike, so the result is the same.
     workers = max(1, min(len(INGREDIENTS), (os.cpu_count() or 1) // args.threads))
-    jobs = [(train, val, args.epochs, args.train_layers, m, args.threads) for m in INGREDIENTS]
+    jobs = [(train, val, args.epochs, args.train_layers, m, args.threads, args.lr) for m in INGREDIENTS]
     if workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -521,7 +522,7 @@ def main() -> None:
     baseline_metrics = {**metrics(np.array([r["label"] for r in val]), s_base, base_thr), "threshold": base_thr}
     print(f"(a) baseline: val {json.dumps(baseline_metrics)}")
     training = {
-        "seed": SEED, "epochs": args.epochs, "best_epoch": best_epoch, "batch": BATCH, "lr": LR,
+        "seed": SEED, "epochs": args.epochs, "best_epoch": best_epoch, "batch": BATCH, "lr": args.lr,
         "lora_r": f"{LORA_R} per ingredient, {LORA_R * len(INGREDIENTS)} in the soup",
         "ingredients": [f"training_mix(model_answers={m})" for m in INGREDIENTS],
         "lora_layers": f"top {args.train_layers} of 6", "prompt_dropout": PROMPT_DROPOUT,

@@ -2,8 +2,9 @@
 every threshold-bound figure read at each soup's own 2 % validation threshold.
 
 python docs/rules/trial26_judge.py COMMITTED TRIAL SOUP_DIR
-  COMMITTED, TRIAL: soup directories (weights/harm_detector, the --out of detector_train --lr 1e-3).
-  Writes SOUP_DIR/judge.json. The one-cut figures (information): trial23_judge.py with the same arguments.
+  COMMITTED, TRIAL: soup directories (weights/harm_detector, the --out of detector_train --lr 1e-3) or
+  BASE.pt+SECOND.pt (trial_train.py outputs, souped into SOUP_DIR/served and SOUP_DIR/trial; trial 27 judges that way,
+  docs/rules/session30-five-epochs-seed31.txt). Writes SOUP_DIR/judge.json.
 """
 
 import os
@@ -15,13 +16,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from trial19_judge import paired_figures  # noqa: E402
+from trial21_judge import load  # noqa: E402
 from trial_judge import compare, conclude  # noqa: E402
-
-from mllm_protector.export import detector_model as dm  # noqa: E402
 
 
 def main(committed: str, trial: str, soup_dir: str) -> None:
-    served, scores = paired_figures(lambda: dm.load_trained(Path(committed)), lambda: dm.load_trained(Path(trial)))
+    served, scores = paired_figures(lambda: load(committed, Path(soup_dir, "served")),
+                                    lambda: load(trial, Path(soup_dir, "trial")))
     d = compare(served, scores)
     verdict = {
         "P1 human-labelled AUROC >= +0.005": d["human"] >= 0.005,

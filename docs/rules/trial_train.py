@@ -1,6 +1,6 @@
 """Train one ingredient of a session-20 trial and save its trained tensors (rules: docs/rules/session20-*.txt).
 
-python docs/rules/trial_train.py ARM OUT.pt [SEED]   (one torch thread, as the committed weights; 20-40 min each)
+python docs/rules/trial_train.py ARM OUT.pt [SEED [EPOCHS]]   (one torch thread, as committed; 20-60 min each)
 
 Each arm patches the recipe of `detector_train` as it stands. Since session 27 that recipe is trial 19's (trial 22
 adopted it), so `served` now trains trial 19's second ingredient and the arms t13-t20 no longer add to the recipe
@@ -12,6 +12,7 @@ they were judged against: they reproduce their trials from commit c2d4eab or ear
   served  the served second ingredient (to compare at another SEED than the committed 20240611)
   (t15, session 22: SmolLM2's answers about the train-part standard-library modules; adopted in session 23, so
         now part of `served`: detector_train.technical_answer_records, data/technical_answers/)
+  (trial 27, session 30: `base` and `served` at seed 31 for 3 and 5 epochs, docs/rules/session30-five-epochs-seed31.txt)
   t16base, t16  the base and second ingredients, each with 200 joined train-split benign answers of 150-450 words
         (session 23, docs/rules/session23-joined-benign.txt)
   t17base, t17  the same, 150-320 words, each paired with a twin carrying one inserted harmful answer (session 24,
@@ -234,7 +235,7 @@ def with_human_twice_in_base(train: list[dict], model_answers: bool = False) -> 
     return out
 
 
-def main(arm: str, out: str, seed: int = dt.SEED) -> None:
+def main(arm: str, out: str, seed: int = dt.SEED, epochs: int = dt.EPOCHS) -> None:
     torch.set_num_threads(1)
     dt.SEED = seed
     if arm in ("t13", "t14b"):
@@ -257,7 +258,7 @@ def main(arm: str, out: str, seed: int = dt.SEED) -> None:
     train, val = harm_data.load_split("train"), harm_data.load_split("val")
     base_arms = ("base", "t16base", "t17base", "t18base", "t24base", "t25base")
     model, baseline, history, best_epoch, _, s_base, seconds = dt.train_detector(
-        train, val, dt.EPOCHS, dt.TRAIN_LAYERS, model_answers=arm not in base_arms)
+        train, val, epochs, dt.TRAIN_LAYERS, model_answers=arm not in base_arms)
     state = dt.trained_state(model)
     torch.save({"state": state, "history": history, "best_epoch": best_epoch, "baseline": baseline,
                 "s_base": s_base, "seconds": seconds}, out)
@@ -265,4 +266,4 @@ def main(arm: str, out: str, seed: int = dt.SEED) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], *map(int, sys.argv[3:4]))
+    main(sys.argv[1], sys.argv[2], *map(int, sys.argv[3:5]))

@@ -496,7 +496,6 @@ def main() -> None:
         train, val = train[: args.limit], val[: args.limit]
     print(f"train {len(train)} ({sum(r['label'] for r in train)} harmful), "
           f"val {len(val)} ({sum(r['label'] for r in val)} harmful)")
-    ingredients, history, best_epoch, train_s, floors = [], {}, {}, 0.0, {}
     # The ingredients are independent and each uses `threads` threads, so they train side by side when the machine
     # has the cores (two at once on two cores: ~30 instead of ~50 min); each is seeded alike, so the result is the same.
     workers = max(1, min(len(INGREDIENTS), (os.cpu_count() or 1) // args.threads))
@@ -509,8 +508,15 @@ def main() -> None:
             results = list(pool.map(train_ingredient, *zip(*jobs, strict=True)))
     else:
         results = [train_ingredient(*job) for job in jobs]
+    write_soup(args.out, results, val, args.epochs, args.train_layers, args.lr, args.threads, len(train))
+
+
+def write_soup(out: Path, results: list[dict], val: list[dict], epochs: int, train_layers: int, lr: float,
+               threads: int, n_train: int) -> None:
+    """Soup the trained ingredients (`train_ingredient`'s results, in `INGREDIENTS` order) and write the detector."""
+    ingredients, history, best_epoch, train_s, floors = [], {}, {}, 0.0, {}
     for model_answers, r in zip(INGREDIENTS, results, strict=True):
-        model = peft_classifier(args.train_layers)
+        model = peft_classifier(train_layers)
         model.load_state_dict(r["state"], strict=False)
         ingredients.append(model.eval())
         history[r["name"]], best_epoch[r["name"]] = r["history"], r["best_epoch"]
@@ -522,14 +528,14 @@ def main() -> None:
     baseline_metrics = {**metrics(np.array([r["label"] for r in val]), s_base, base_thr), "threshold": base_thr}
     print(f"(a) baseline: val {json.dumps(baseline_metrics)}")
     training = {
-        "seed": SEED, "epochs": args.epochs, "best_epoch": best_epoch, "batch": BATCH, "lr": args.lr,
+        "seed": SEED, "epochs": epochs, "best_epoch": best_epoch, "batch": BATCH, "lr": lr,
         "lora_r": f"{LORA_R} per ingredient, {LORA_R * len(INGREDIENTS)} in the soup",
         "ingredients": [f"training_mix(model_answers={m})" for m in INGREDIENTS],
-        "lora_layers": f"top {args.train_layers} of 6", "prompt_dropout": PROMPT_DROPOUT,
-        "written_keep": WRITTEN_KEEP, "benign_repeat": BENIGN_REPEAT, "threads": args.threads,
-        "wall_time_s": round(train_s, 1), "history": history, "n_train": len(train), "n_val": len(val),
+        "lora_layers": f"top {train_layers} of 6", "prompt_dropout": PROMPT_DROPOUT,
+        "written_keep": WRITTEN_KEEP, "benign_repeat": BENIGN_REPEAT, "threads": threads,
+        "wall_time_s": round(train_s, 1), "history": history, "n_train": n_train, "n_val": len(val),
     }
-    write_detector(args.out, soup(ingredients, args.train_layers), val, baseline, baseline_metrics, training)
+    write_detector(out, soup(ingredients, train_layers), val, baseline, baseline_metrics, training)
 
 
 def write_detector(out: Path, model, val: list[dict], baseline: dict, baseline_metrics: dict, training: dict) -> None:

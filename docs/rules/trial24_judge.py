@@ -39,5 +39,6 @@ def main(committed: str, trial: str, soup_dir: str, one_cut: bool = True) -> Non
     }
     conclude(served, scores, verdict, soup_dir)
 
+
 if __name__ == "__main__":
     main(*sys.argv[1:4])

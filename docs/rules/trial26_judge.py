@@ -1,5 +1,6 @@
-"""Judge trial 26 (docs/rules/session30-learning-rate.txt) and trial 27 (session30-five-epochs-seed31.txt): trial 24's
-criteria, every threshold-bound figure read at each soup's own 2 % validation threshold.
+"""Judge trial 26 (docs/rules/session30-learning-rate.txt), trial 27 (session30-five-epochs-seed31.txt) and trial 28
+(session31-four-epochs.txt, once per seed): trial 24's criteria, every threshold-bound figure read at each soup's own
+2 % validation threshold.
 
 python docs/rules/trial26_judge.py COMMITTED TRIAL SOUP_DIR
   COMMITTED, TRIAL: soup directories (weights/harm_detector, the --out of detector_train --lr 1e-3) or

@@ -13,6 +13,8 @@ they were judged against: they reproduce their trials from commit c2d4eab or ear
   (t15, session 22: SmolLM2's answers about the train-part standard-library modules; adopted in session 23, so
         now part of `served`: detector_train.technical_answer_records, data/technical_answers/)
   (trial 27, session 30: `base` and `served` at seed 31 for 3 and 5 epochs, docs/rules/session30-five-epochs-seed31.txt)
+  (trial 28, sessions 31-32: `base` and `served` at seeds 31 and 20240611 for 4 epochs,
+        docs/rules/session31-four-epochs.txt)
   t16base, t16  the base and second ingredients, each with 200 joined train-split benign answers of 150-450 words
         (session 23, docs/rules/session23-joined-benign.txt)
   t17base, t17  the same, 150-320 words, each paired with a twin carrying one inserted harmful answer (session 24,

@@ -508,13 +508,14 @@ def main() -> None:
             results = list(pool.map(train_ingredient, *zip(*jobs, strict=True)))
     else:
         results = [train_ingredient(*job) for job in jobs]
-    write_soup(args.out, results, val, args.epochs, args.train_layers, args.lr, args.threads, len(train))
+    write_soup(args.out, results, val, args.train_layers, args.lr, args.threads, len(train))
 
 
-def write_soup(out: Path, results: list[dict], val: list[dict], epochs: int, train_layers: int, lr: float,
-               threads: int, n_train: int) -> None:
+def write_soup(out: Path, results: list[dict], val: list[dict], train_layers: int, lr: float, threads: int,
+               n_train: int) -> None:
     """Soup the trained ingredients (`train_ingredient`'s results, in `INGREDIENTS` order) and write the detector."""
     ingredients, history, best_epoch, train_s, floors = [], {}, {}, 0.0, {}
+    (epochs,) = {len(r["history"]) for r in results}  # one history entry per epoch; every ingredient ran as many
     for model_answers, r in zip(INGREDIENTS, results, strict=True):
         model = peft_classifier(train_layers)
         model.load_state_dict(r["state"], strict=False)

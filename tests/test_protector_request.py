@@ -44,6 +44,17 @@ def test_defaults_and_base64_image_and_guard_only():
     assert item.threshold == 0.4 and item.response == "an answer" and item.max_tokens is None
 
 
+def test_an_empty_prompt_is_taken_with_an_image_or_a_response():
+    """An image-only request and an answer guarded without its prompt are real requests (the MLLM and the detector
+    both take an empty prompt); a row with nothing to answer or to score is not."""
+    (image_only,) = parse_request({"text_input": strings(""), "image": strings(png())}, None, SETTINGS)
+    assert image_only.prompt == "" and image_only.image == png() and image_only.response is None
+    (answer_only,) = parse_request({"text_input": strings(" "), "response": strings("an answer")}, None, SETTINGS)
+    assert answer_only.prompt == " " and answer_only.response == "an answer"
+    with pytest.raises(RequestValidationError, match=r"^text_input\[1\] is empty, and the request has neither"):
+        parse_request({"text_input": strings("q", ""), "image": None}, None, SETTINGS)
+
+
 def test_a_request_may_tighten_the_threshold_up_to_the_configured_one():
     for value in ("0.4", 0.4, 1e-6):
         (item,) = parse_request({"text_input": strings("q")}, {"harm_threshold": value}, SETTINGS)

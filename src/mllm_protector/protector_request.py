@@ -66,6 +66,15 @@ def parse_request(
         image = None
         if images is not None:
             image = _image(images[i], _where("image", i, count), settings)
+        response = None if responses is None else responses[i]
+        if response is not None and not response.strip():
+            raise RequestValidationError(
+                f"{_where('response', i, count)} is empty: omit the input to have the MLLM answer")
+        # An image-only request, or an answer guarded without its prompt, is a real request: the MLLM and the
+        # detector both take an empty prompt. A row with nothing at all to answer or to score is not.
+        if not prompts[i].strip() and image is None and response is None:
+            raise RequestValidationError(
+                f"{_where('text_input', i, count)} is empty, and the request has neither an image nor a response")
         tokens = None
         if max_tokens is not None:
             tokens = int(max_tokens[i])
@@ -77,7 +86,7 @@ def parse_request(
             GuardRequest(
                 prompt=prompts[i],
                 image=image,
-                response=None if responses is None else responses[i],
+                response=response,
                 max_tokens=tokens,
                 threshold=threshold,
             )
@@ -107,8 +116,6 @@ def _texts(
         return None
     texts = strings(_rows(array, name, count), name)
     for i, text in enumerate(texts):
-        if not text.strip():
-            raise RequestValidationError(f"{_where(name, i, len(texts))} is empty")
         size = len(text.encode("utf-8"))
         if size > max_bytes:
             raise RequestValidationError(f"{_where(name, i, len(texts))} is {size} bytes; the limit is {max_bytes}")

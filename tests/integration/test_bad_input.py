@@ -99,7 +99,7 @@ CASES: dict[str, Callable[[], tuple[dict, dict, dict | None, str]]] = {
                                          "response": text("4")}, {}, None, "text_input"),
     "rows disagree": lambda: ({"text_input": np.array([[b"a"], [b"b"]], dtype=object), "response": text("4")},
                               {}, None, "batch size"),
-    "empty text_input": lambda: ({"text_input": text(""), "response": text("4")}, {}, None, "text_input is empty"),
+    "empty text_input, nothing else": lambda: ({"text_input": text("")}, {}, None, "text_input is empty"),
     "whitespace response": lambda: ({"text_input": text("hi"), "response": text("  \n")}, {}, None,
                                     "response is empty"),
     "3 MB prompt": lambda: ({"text_input": text("a" * 3_000_000), "response": text("4")}, {}, None,

@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from mllm_protector.detector_text import HARM_CATEGORIES
+
 from . import tensors
 from .tensors import ImageSource, InferSpec, Text
 
@@ -82,13 +84,23 @@ class ProtectedAnswer:
 
     ``text``: the answer that is safe to show; ``harm_score``: the detector's score of the *original* answer (0 =
     harmless, 1 = harmful); ``rewritten``: whether ``text`` differs from the original because it was flagged;
-    ``original_text``: the original answer, only when it was requested (``want_original=True``), else None.
+    ``original_text``: the original answer, only when it was requested (``want_original=True``), else None;
+    ``harm_categories``: ``harm_score`` split over the hazard categories (name -> score, summing to ``harm_score``;
+    all zero where the server's detector gives no categories), None if the server did not return them.
     """
 
     text: str
     harm_score: float
     rewritten: bool
     original_text: str | None = None
+    harm_categories: Mapping[str, float] | None = None
+
+    @property
+    def harm_category(self) -> str | None:
+        """The hazard category with the highest score, None when there is none (no categories, or all zero)."""
+        if not self.harm_categories or max(self.harm_categories.values()) <= 0.0:
+            return None
+        return max(self.harm_categories, key=self.harm_categories.__getitem__)
 
     @classmethod
     def from_outputs(cls, outputs: Mapping[str, np.ndarray]) -> ProtectedAnswer:
@@ -97,19 +109,31 @@ class ProtectedAnswer:
         original = outputs.get(tensors.ORIGINAL_TEXT)
         original_text = None if original is None else tensor_text(original)
         rewritten = outputs.get(tensors.REWRITTEN)
+        categories = outputs.get(tensors.HARM_CATEGORIES_OUTPUT)
         return cls(
             text=text,
             harm_score=tensor_float(outputs[tensors.HARM_SCORE]),
             rewritten=text != original_text if rewritten is None else tensor_bool(rewritten),
             original_text=original_text,
+            harm_categories=None if categories is None else _categories(categories),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; ``original_text`` is included only when it was requested."""
         data: dict[str, Any] = {"text": self.text, "harm_score": self.harm_score, "rewritten": self.rewritten}
+        if self.harm_categories is not None:
+            data["harm_category"] = self.harm_category
+            data["harm_categories"] = dict(self.harm_categories)
         if self.original_text is not None:
             data["original_text"] = self.original_text
         return data
+
+
+def _categories(array: np.ndarray) -> dict[str, float]:
+    values = np.asarray(array, dtype=np.float64).reshape(-1)
+    if values.shape != (len(HARM_CATEGORIES),):
+        raise ProtectorError(f"harm_categories has {values.size} values, expected {len(HARM_CATEGORIES)}")
+    return dict(zip(HARM_CATEGORIES, values.tolist(), strict=True))
 
 
 def _first(array: np.ndarray) -> Any:

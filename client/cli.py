@@ -162,6 +162,8 @@ def format_answer(answer: ProtectedAnswer, as_json: bool = False) -> str:
         f"harm_score: {answer.harm_score:.4f}",
         f"rewritten: {'yes' if answer.rewritten else 'no'}",
     ]
+    if answer.harm_category is not None:
+        lines.append(f"harm_category: {answer.harm_category} ({answer.harm_categories[answer.harm_category]:.4f})")
     if answer.original_text is not None:
         lines += ["original_text:", answer.original_text]
     return "\n".join(lines)

@@ -8,7 +8,8 @@ tensor contract of ``shared/DESIGN.md`` is testable offline:
 - every tensor has dims ``[1]`` per request and the models batch, so each input is sent with shape ``[1, 1]``;
 - text and images are ``BYTES`` tensors built from ``np.array([...], dtype=np.object_)``; ``max_tokens`` is ``INT32``;
 - optional inputs that are ``None`` are omitted from the request (never sent empty);
-- ``protector``'s ``original_text`` output is requested only when the caller asks for it;
+- ``protector``'s ``original_text`` output is requested only when the caller asks for it; ``harm_categories``
+  (the original answer's ``harm_score`` split over the hazard categories) always;
 - the per-request threshold travels as the request parameter ``harm_threshold`` (a float).
 """
 
@@ -40,6 +41,7 @@ TEXT_OUTPUT = "text_output"
 HARM_SCORE = "harm_score"
 REWRITTEN = "rewritten"
 ORIGINAL_TEXT = "original_text"
+HARM_CATEGORIES_OUTPUT = "harm_categories"
 
 # Request parameter of `protector` that overrides the server's threshold for one request.
 THRESHOLD_PARAMETER = "harm_threshold"
@@ -163,8 +165,8 @@ def protector_request(
     """The request to ``protector``: the guarded MLLM (or, with ``response``, guard-only mode).
 
     Inputs ``text_input`` (always), ``image``, ``response``, ``max_tokens`` (each only when not None). Outputs
-    ``text_output``, ``harm_score``, then ``rewritten``, or ``original_text`` if ``want_original``. A ``threshold``
-    becomes the request parameter ``harm_threshold``.
+    ``text_output``, ``harm_score``, ``harm_categories``, then ``rewritten``, or ``original_text`` if
+    ``want_original``. A ``threshold`` becomes the request parameter ``harm_threshold``.
     """
     inputs = [bytes_tensor(TEXT_INPUT, prompt)]
     if image is not None:
@@ -173,9 +175,9 @@ def protector_request(
         inputs.append(bytes_tensor(RESPONSE, response))
     if max_tokens is not None:
         inputs.append(int32_tensor(MAX_TOKENS, check_max_tokens(max_tokens)))
-    # With original_text, `rewritten` is left out (it is text_output != original_text): a request naming all four
-    # outputs is indistinguishable from one naming none, which the server answers without original_text.
-    outputs = (TEXT_OUTPUT, HARM_SCORE, ORIGINAL_TEXT) if want_original else (TEXT_OUTPUT, HARM_SCORE, REWRITTEN)
+    # With original_text, `rewritten` is left out (it is text_output != original_text): a request naming every
+    # output is indistinguishable from one naming none, which the server answers without original_text.
+    outputs = (TEXT_OUTPUT, HARM_SCORE, HARM_CATEGORIES_OUTPUT, ORIGINAL_TEXT if want_original else REWRITTEN)
     parameters = {} if threshold is None else {THRESHOLD_PARAMETER: check_threshold(threshold)}
     return InferSpec(PROTECTOR, tuple(inputs), outputs, MappingProxyType(parameters))
 

@@ -37,6 +37,7 @@ from mllm_protector.client import (
     protector_request,
     tensors,
 )
+from mllm_protector.detector_text import HARM_CATEGORIES
 
 PNG = b"\x89PNG\r\n\x1a\n fake image bytes"
 
@@ -60,7 +61,7 @@ def test_protector_request_minimal_sends_only_text_input():
     assert tensor.shape == [1, 1]
     assert tensor.data.dtype == np.object_
     assert tensor.data[0, 0] == "What is in the picture? ü".encode()
-    assert spec.outputs == ("text_output", "harm_score", "rewritten")
+    assert spec.outputs == ("text_output", "harm_score", "harm_categories", "rewritten")
     assert dict(spec.parameters) == {}
 
 
@@ -106,7 +107,8 @@ def test_each_optional_input_only_when_given(kwargs, present):
 def test_original_text_requested_only_when_asked():
     assert "original_text" not in protector_request("q").outputs
     # never all four: the server reads "all four" as "none named" and then withholds original_text
-    assert protector_request("q", want_original=True).outputs == ("text_output", "harm_score", "original_text")
+    assert protector_request("q", want_original=True).outputs == ("text_output", "harm_score", "harm_categories",
+                                                                  "original_text")
 
 
 def test_bytes_text_is_sent_raw():
@@ -175,7 +177,7 @@ def test_harm_detector_and_detoxifier_requests():
 def test_without_input():
     spec = protector_request("q", response="r").without_input("text_input")
     assert spec.input_names == ("response",)
-    assert spec.model == "protector" and spec.outputs == ("text_output", "harm_score", "rewritten")
+    assert spec.model == "protector" and spec.outputs == ("text_output", "harm_score", "harm_categories", "rewritten")
 
 
 @pytest.mark.parametrize("module", [tritonclient.http, tritonclient.grpc], ids=["http", "grpc"])
@@ -187,7 +189,7 @@ def test_to_triton(module):
         ("image", "BYTES", [1, 1]),
         ("max_tokens", "INT32", [1, 1]),
     ]
-    assert [o.name() for o in outputs] == ["text_output", "harm_score", "original_text"]
+    assert [o.name() for o in outputs] == ["text_output", "harm_score", "harm_categories", "original_text"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -202,11 +204,16 @@ class FakeResult:
         return self.arrays.get(name)
 
 
+# 0.875 split over the hazard categories, cyber on top
+CATEGORY_SCORES = [0.0, 0.125, 0.625, 0.0, 0.0, 0.0, 0.0, 0.0, 0.125, 0.0, 0.0]
+
+
 def protector_outputs(original: bool = False) -> dict[str, np.ndarray]:
     arrays = {
         "text_output": np.array([["I can't help with that. ü".encode()]], dtype=np.object_),
         "harm_score": np.array([[0.875]], dtype=np.float32),
         "rewritten": np.array([[True]], dtype=bool),
+        "harm_categories": np.array([CATEGORY_SCORES], dtype=np.float32),
     }
     if original:
         arrays["original_text"] = np.array([[b"harmful text"]], dtype=np.object_)
@@ -302,8 +309,10 @@ def test_ask_sends_contract_and_parses_answer(protocol):
     with sync_client(protocol, fake) as client:
         answer = client.ask("q", image=PNG, max_tokens=8, threshold=0.25)
     assert fake.closed
-    assert answer == ProtectedAnswer("I can't help with that. ü", 0.875, True, None)
+    assert answer == ProtectedAnswer("I can't help with that. ü", 0.875, True, None,
+                                     dict(zip(HARM_CATEGORIES, CATEGORY_SCORES, strict=True)))
     assert type(answer.harm_score) is float and type(answer.rewritten) is bool
+    assert answer.harm_category == "cyber" and sum(answer.harm_categories.values()) == 0.875
     (call,) = fake.calls
     assert call["model"] == "protector"
     assert call["inputs"] == {
@@ -311,7 +320,7 @@ def test_ask_sends_contract_and_parses_answer(protocol):
         "image": ("BYTES", [1, 1]),
         "max_tokens": ("INT32", [1, 1]),
     }
-    assert call["outputs"] == ["text_output", "harm_score", "rewritten"]
+    assert call["outputs"] == ["text_output", "harm_score", "harm_categories", "rewritten"]
     assert call["parameters"] == {"harm_threshold": 0.25}
     assert call["kwargs"] == ({"client_timeout": 5.0} if protocol == "grpc" else {})
 
@@ -444,7 +453,9 @@ def test_async_client_same_contract(protocol):
 
     fake, answers, health = asyncio.run(run())
     assert fake.closed
-    assert all(a == ProtectedAnswer("I can't help with that. ü", 0.875, True, "harmful text") for a in answers)
+    expected = ProtectedAnswer("I can't help with that. ü", 0.875, True, "harmful text",
+                               dict(zip(HARM_CATEGORIES, CATEGORY_SCORES, strict=True)))
+    assert all(a == expected for a in answers)
     assert len(fake.calls) == 3 and all(c["parameters"] == {"harm_threshold": 0.5} for c in fake.calls)
     assert fake.calls[0]["kwargs"] == ({"client_timeout": 5.0} if protocol == "grpc" else {})
     assert health["models"] == {"protector": True}
@@ -737,6 +748,23 @@ def test_cli_health_exit_codes(fake_cli, capsys):
 def test_format_answer_text():
     text = cli.format_answer(ProtectedAnswer("Here is a cat.", 0.0123, False))
     assert text == "Here is a cat.\n\nharm_score: 0.0123\nrewritten: no"
+
+
+def test_format_answer_names_the_top_hazard_category():
+    categories = dict(zip(HARM_CATEGORIES, CATEGORY_SCORES, strict=True))
+    text = cli.format_answer(ProtectedAnswer("safe", 0.875, True, None, categories))
+    assert text.splitlines()[-1] == "harm_category: cyber (0.6250)"
+    data = json.loads(cli.format_answer(ProtectedAnswer("safe", 0.875, True, None, categories), as_json=True))
+    assert data["harm_category"] == "cyber" and data["harm_categories"] == categories
+    none = ProtectedAnswer("ok", 0.0, False, None, dict.fromkeys(HARM_CATEGORIES, 0.0))
+    assert none.harm_category is None and "harm_category" not in cli.format_answer(none)
+
+
+def test_wrong_number_of_category_scores_is_an_error():
+    arrays = protector_outputs()
+    arrays["harm_categories"] = np.zeros((1, 3), np.float32)
+    with pytest.raises(ProtectorError, match="harm_categories has 3 values"):
+        ProtectedAnswer.from_outputs(arrays)
 
 
 def test_format_answer_with_original():

@@ -178,6 +178,29 @@ def test_the_refusal_fits_the_hazard_category():
     assert run(guard, [GuardRequest("bomb")])[0].text == SAFE_REFUSAL
 
 
+def test_each_result_carries_the_original_answers_category_scores():
+    cyber = [0.9 if c == "cyber" else 0.0 for c in HARM_CATEGORIES]
+    for first, outcome in ((SAFE_REWRITE, Outcome.REWRITTEN), (STILL_HARMFUL_REWRITE, Outcome.REFUSED)):
+        guard, _ = retrying_guard(first, first, categories=cyber)
+        benign, flagged = run(guard, [GuardRequest("hello"), GuardRequest("bomb")])
+        assert flagged.outcome is outcome and flagged.harm_categories == tuple(cyber)  # not the rewrite's
+        assert benign.outcome is Outcome.PASSED and benign.harm_categories == tuple(cyber)
+    for bad in ([float("nan")] * 11, [0.5] * 3, [-0.1] + [0.0] * 10):
+        guard, _ = retrying_guard(SAFE_REWRITE, SAFE_REWRITE, categories=bad)
+        assert run(guard, [GuardRequest("bomb")])[0].harm_categories is None
+    (plain,) = run(make_guard()[0], [GuardRequest("bomb")])  # a detector without categories
+    assert plain.harm_categories is None
+    guard = Guard(generate, keyword_score([]), make_guard()[0].rewrite,
+                  on_detector_error=DetectorFailurePolicy.REFUSE)
+    guard.score = _failing_score
+    (unscored,) = run(guard, [GuardRequest("bomb")])
+    assert unscored.outcome is Outcome.DETECTOR_ERROR and unscored.harm_categories is None
+
+
+async def _failing_score(prompts, texts):
+    raise RuntimeError("detector down")
+
+
 def test_no_retry_when_the_detector_fails_on_the_rewrite():
     calls: list = []
 

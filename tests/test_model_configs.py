@@ -173,7 +173,8 @@ def test_ensemble_steps_fit_their_models(path: Path):
 
 
 @pytest.mark.parametrize(
-    "path", [p for p in CONFIG_FILES if model_dir(p).name in ("harm_detector", "harm_classifier")], ids=_id
+    "path", [p for p in CONFIG_FILES if model_dir(p).name in ("harm_detector", "harm_classifier", "protector")],
+    ids=_id,
 )
 def test_harm_categories_output(path: Path):
     from mllm_protector.detector_text import HARM_CATEGORIES

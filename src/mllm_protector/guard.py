@@ -54,6 +54,9 @@ class GuardResult:
     rewritten: bool
     original_text: str
     outcome: Outcome
+    # the original answer's hazard-category scores (`HARM_CATEGORIES` order, summing to harm_score), None when the
+    # detector gave none or could not score it
+    harm_categories: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,25 +108,27 @@ class Guard:
         if not live:
             return results
 
-        scores, categories, errors = await self._safe_score([requests[i].prompt for i in live],
+        scores, per_answer, errors = await self._safe_score([requests[i].prompt for i in live],
                                                             [answers[i] for i in live])
         flagged: list[int] = []
-        category_of = dict(zip(live, categories, strict=True))
-        for i, s, category, error in zip(live, scores, categories, errors, strict=True):
+        vectors_of = dict(zip(live, per_answer, strict=True))
+        category_of = {i: None if v is None else top_category(v) for i, v in vectors_of.items()}
+        for i, s, error in zip(live, scores, errors, strict=True):
             if s is None:
                 results[i] = self._unscored(answers[i], error)
             elif s >= requests[i].threshold:
                 flagged.append(i)
-                results[i] = self._finish(answers[i], s, self.refusal_for(category), Outcome.REFUSED)
+                results[i] = self._finish(answers[i], s, self.refusal_for(category_of[i]), Outcome.REFUSED,
+                                          vectors_of[i])
             else:
-                results[i] = self._finish(answers[i], s, answers[i], Outcome.PASSED)
+                results[i] = self._finish(answers[i], s, answers[i], Outcome.PASSED, vectors_of[i])
         if flagged:
             score_of = dict(zip(live, scores, strict=True))
             accepted = await self._within(
                 "rewrite", self.rewrite_timeout_s, self._detoxify(requests, answers, flagged, category_of), default={}
             )
             for i, (text, outcome) in accepted.items():
-                results[i] = self._finish(answers[i], score_of[i], text, outcome)
+                results[i] = self._finish(answers[i], score_of[i], text, outcome, vectors_of[i])
         return results
 
     async def _within(self, stage: str, timeout: float | None, work: Awaitable, default):
@@ -178,11 +183,11 @@ class Guard:
 
     async def _safe_score(
         self, prompts: Sequence[str], texts: Sequence[str], alone_if_refused: bool = True
-    ) -> tuple[list[float | None], list[str | None], list[str | None]]:
-        """(scores, top hazard categories, errors), with None wherever the detector failed or returned something
-        that is not a probability; categories are None too when the detector gave none. When the detector refuses
-        the whole batch (one answer too long for it, say), each answer is scored alone within what is left of the
-        same deadline, so only the answers it refuses go unscored; `errors` says why they did."""
+    ) -> tuple[list[float | None], list[tuple[float, ...] | None], list[str | None]]:
+        """(scores, hazard-category scores, errors), with None wherever the detector failed or returned something
+        that is not a probability; category scores are None too where the detector gave none or malformed ones.
+        When the detector refuses the whole batch (one answer too long for it, say), each answer is scored alone
+        within what is left of the same deadline, so only the answers it refuses go unscored; `errors` says why."""
         n = len(texts)
         start = time.monotonic()
         try:
@@ -209,7 +214,8 @@ class Guard:
         checked = [s if math.isfinite(s) and 0.0 <= s <= 1.0 else None for s in scores]
         if per_answer is None or len(per_answer) != n:
             return checked, [None] * n, [None] * n
-        return checked, [top_category(c) for c in per_answer], [None] * n
+        vectors = [_category_scores(c) if s is not None else None for s, c in zip(checked, per_answer, strict=True)]
+        return checked, vectors, [None] * n
 
     def _unscored(self, answer: str, error: str | None = None) -> GuardResult | Exception:
         if self.on_detector_error is DetectorFailurePolicy.REFUSE:
@@ -218,15 +224,27 @@ class Guard:
         return DetectorError(f"the harm detector could not score the answer{why}; it was withheld (guard fails closed)")
 
     @staticmethod
-    def _finish(original: str, score: float, text: str, outcome: Outcome) -> GuardResult:
+    def _finish(original: str, score: float, text: str, outcome: Outcome,
+                categories: tuple[float, ...] | None = None) -> GuardResult:
         return GuardResult(text=text, harm_score=score, rewritten=text != original, original_text=original,
-                           outcome=outcome)
+                           outcome=outcome, harm_categories=categories)
+
+
+def _category_scores(scores: Sequence[float]) -> tuple[float, ...] | None:
+    """`scores` as one finite, non-negative score per hazard category, or None if they are not that."""
+    try:
+        values = tuple(float(v) for v in scores)
+    except (TypeError, ValueError):
+        return None
+    if len(values) != len(HARM_CATEGORIES) or not all(math.isfinite(v) and v >= 0.0 for v in values):
+        return None
+    return values
 
 
 def top_category(scores: Sequence[float]) -> str | None:
     """The hazard category with the highest score, None for scores that are malformed or all zero."""
-    values = [float(v) for v in scores]
-    if len(values) != len(HARM_CATEGORIES) or not all(math.isfinite(v) for v in values) or max(values) <= 0.0:
+    values = _category_scores(scores)
+    if values is None or max(values) <= 0.0:
         return None
     return HARM_CATEGORIES[values.index(max(values))]
 

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from mllm_protector.detector_text import HARM_CATEGORIES
 from mllm_protector.guard import DetectorFailurePolicy, Guard, GuardResult
 from mllm_protector.protector_request import ProtectorSettings, parse_request
 from mllm_protector.tensors import InputError, string_tensor
@@ -17,7 +18,10 @@ from bls_calls import BlsCalls
 from metrics import ProtectorMetrics
 
 INPUTS = ("text_input", "image", "response", "max_tokens")
-OUTPUTS = ("text_output", "harm_score", "rewritten", "original_text")
+OUTPUTS = ("text_output", "harm_score", "rewritten", "original_text", "harm_categories")
+
+
+NO_CATEGORIES = (0.0,) * len(HARM_CATEGORIES)
 
 
 class TritonPythonModel:
@@ -69,7 +73,7 @@ class TritonPythonModel:
 
 def _wants_original(requested: list[str]) -> bool:
     """The unguarded text is private: only a client that names `original_text` gets it. Triton requests every output
-    when a client names none, so "all four" is read as "none named" (name a subset to get original_text)."""
+    when a client names none, so "all of them" is read as "none named" (name a subset to get original_text)."""
     return "original_text" in requested and len(requested) < len(OUTPUTS)
 
 
@@ -88,6 +92,8 @@ def _response(rows: list[GuardResult | Exception], with_original: bool):
         pb_utils.Tensor("text_output", string_tensor([r.text for r in rows])),
         pb_utils.Tensor("harm_score", np.array([[r.harm_score] for r in rows], dtype=np.float32)),
         pb_utils.Tensor("rewritten", np.array([[r.rewritten] for r in rows], dtype=np.bool_)),
+        # zeros where the detector gave no categories (a detector without that output)
+        pb_utils.Tensor("harm_categories", np.array([r.harm_categories or NO_CATEGORIES for r in rows], np.float32)),
     ]
     if with_original:
         outputs.append(pb_utils.Tensor("original_text", string_tensor([r.original_text for r in rows])))

@@ -291,6 +291,9 @@ def test_protector_metrics_move(server):
     flagged = sum(delta(f'mllm_protector_outcomes_total{{model="protector",outcome="{o}"}}')
                   for o in ("rewritten", "rewritten_on_retry", "refused"))
     assert flagged == 1
+    by_category = {k: delta(k) for k in after if k.startswith("mllm_protector_flagged_total{") and delta(k)}
+    assert list(by_category.values()) == [1], by_category  # the flagged answer, under its top hazard category
+    assert any(f'category="{c}"' in k for k in by_category for c in ("cbrne", "violent_crimes")), by_category
     assert delta('mllm_protector_harm_score_count{model="protector"}') == 2
     # one or two rewrites (the strict retry), each scored again: a failing detoxifier call would leave it unscored
     rewrites = delta('mllm_protector_stage_latency_seconds_count{model="protector",stage="rewrite"}')

@@ -8,12 +8,14 @@ from typing import Any
 
 import triton_python_backend_utils as pb_utils
 
-from mllm_protector.guard import DetectorError, GuardResult, Outcome
+from mllm_protector.detector_text import HARM_CATEGORIES
+from mllm_protector.guard import DetectorError, GuardResult, Outcome, top_category
 from mllm_protector.tensors import InputError
 
 SCORE_BUCKETS = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
 LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 STAGES = ("generate", "score", "rewrite")
+FLAGGED = (Outcome.REWRITTEN, Outcome.REWRITTEN_ON_RETRY, Outcome.REFUSED)
 
 
 class ProtectorMetrics:
@@ -26,13 +28,16 @@ class ProtectorMetrics:
             F("mllm_protector_outcomes_total", "Guarded answers by outcome", F.COUNTER),
             F("mllm_protector_harm_score", "Harm score of the original answers", F.HISTOGRAM),
             F("mllm_protector_stage_latency_seconds", "Latency of each guard stage's call", F.HISTOGRAM),
+            F("mllm_protector_flagged_total", "Flagged answers by the detector's top hazard category", F.COUNTER),
         ]
-        requests, outcomes, scores, latency = self._families
+        requests, outcomes, scores, latency, flagged = self._families
         self.requests = requests.Metric(labels=labels)
         outcome_names = [o.value for o in Outcome] + ["failed", "rejected"]
         self.outcomes = {name: outcomes.Metric(labels={**labels, "outcome": name}) for name in outcome_names}
         self.scores = scores.Metric(labels=labels, buckets=SCORE_BUCKETS)
         self.latency = {s: latency.Metric(labels={**labels, "stage": s}, buckets=LATENCY_BUCKETS) for s in STAGES}
+        # "unknown": a detector that gives no categories
+        self.flagged = {c: flagged.Metric(labels={**labels, "category": c}) for c in (*HARM_CATEGORIES, "unknown")}
 
     def timed(self, stage: str, call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         """`call`, observing its wall time (errors included) under `stage`."""
@@ -58,6 +63,9 @@ class ProtectorMetrics:
                 if result.outcome is not Outcome.DETECTOR_ERROR:
                     self.scores.observe(result.harm_score)
                 outcome = "failed" if request_failed else result.outcome.value
+                if result.outcome in FLAGGED:
+                    category = result.harm_categories and top_category(result.harm_categories)
+                    self.flagged[category or "unknown"].increment(1)
             elif isinstance(result, DetectorError):
                 outcome = Outcome.DETECTOR_ERROR.value
             elif isinstance(result, InputError):

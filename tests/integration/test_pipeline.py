@@ -344,3 +344,33 @@ def test_benign_requests_do_not_wait_for_another_requests_rewrite(server):
         return order
 
     assert asyncio.run(go()) == ["benign"] * 6 + ["harmful"]
+
+
+def test_eval_answers_scores_a_labelled_file_through_the_server_as_the_guard_does(server, tmp_path, capsys):
+    """`benchmarks/eval_answers.py` (the detector on a user's own labelled answers) reads the file, scores each answer
+    with the server's harm_detector and applies the server's threshold: its scores are the served file's in-process
+    scores, and an answer too long for the detector counts as flagged."""
+    from benchmarks import eval_answers
+    from mllm_protector.detector_text import MAX_WINDOWS, encode_windows
+    from mllm_protector.export import detector_model, detector_onnx
+    from mllm_protector.onnx_classifier import OnnxClassifier
+
+    probes = Path(__file__).resolve().parents[2] / "data" / "probes" / "short_answers_heldout.jsonl"
+    answers = tmp_path / "answers.jsonl"
+    too_long = {"prompt": "Tell me more.", "response": "word " * (600 * (MAX_WINDOWS + 1)), "label": "safe"}
+    answers.write_text(probes.read_text() + json.dumps(too_long) + "\n")
+    out = tmp_path / "scores.jsonl"
+    assert eval_answers.main([str(answers), "--url", server.grpc_url, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows[-1]["harm_score"] == 1.0 and rows[-1]["flagged"]  # withheld by the guard, so flagged
+    assert "1 refused by the detector as too long" in printed and f"at {THRESHOLD:g} " in printed
+
+    classifier = OnnxClassifier(detector_onnx.cpu_served_path(REPO))  # the file the CPU config serves (int8)
+    tokenizer = detector_model.load_tokenizer()
+    for row in rows[:-1]:
+        alone = classifier.score(encode_windows(tokenizer, [row["prompt"]], [row["response"]])[0])[:, 0].max()
+        assert row["harm_score"] == pytest.approx(float(alone), abs=1e-5), row
+        assert row["flagged"] == (row["harm_score"] >= THRESHOLD)
+    assert eval_answers.main([str(tmp_path / "missing.jsonl")]) == 2
+    assert eval_answers.main([str(answers), "--url", "127.0.0.1:9", "--threshold", "0.5"]) == 3

@@ -1,12 +1,13 @@
 """The ``mllm-protector`` console command (also ``python -m mllm_protector.client``).
 
     mllm-protector ask [--url HOST:PORT] [--protocol http|grpc] [--timeout S] [--image FILE] [--response TEXT]
-                       [--max-tokens N] [--threshold X] [--original] [--json] PROMPT
+                       [--max-tokens N] [--threshold X] [--original] [--json] [PROMPT]
     mllm-protector health [--url HOST:PORT] [--protocol http|grpc] [--timeout S] [--json] [--model NAME]... [--probe]
 
 ``--url`` defaults to localhost:8000 for HTTP and localhost:8001 for gRPC. ``PROMPT`` ``-`` reads the prompt from
-stdin. Exit codes: 0 success; 1 server or connection error (and ``health`` when something is not ready); 2 usage
-error (bad option, unreadable image file). Errors are one line on stderr, never a traceback.
+stdin; it may be left out when an image or a response is given. Exit codes: 0 success; 1 server or connection error
+(and ``health`` when something is not ready); 2 usage error (bad option, unreadable image file, nothing to ask).
+Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Send a prompt (and optionally an image) through the MLLM-Protector pipeline. Prints the safe "
         "answer, the harm score of the original answer and whether it was rewritten.",
     )
-    ask.add_argument("prompt", metavar="PROMPT", help="the prompt text ('-' reads it from stdin)")
+    ask.add_argument("prompt", metavar="PROMPT", nargs="?", default="",
+                     help="the prompt text ('-' reads it from stdin); may be left out with --image or --response")
     ask.add_argument("--image", metavar="FILE", help="an image file (PNG, JPEG or WebP) sent with the prompt")
     ask.add_argument(
         "--response",
@@ -218,6 +220,8 @@ def _connect(args: argparse.Namespace) -> ProtectorClient:
 
 def _cmd_ask(args: argparse.Namespace) -> int:
     prompt = _read_prompt(args.prompt)
+    if not prompt.strip() and args.image is None and args.response is None:
+        raise UsageError("nothing to ask: give a PROMPT, an --image or a --response")
     image = _read_image(args.image) if args.image is not None else None
     with _connect(args) as client:
         answer = client.ask(

@@ -693,6 +693,13 @@ def test_cli_ask_passes_options(fake_cli, tmp_path, capsys):
     assert capsys.readouterr().out == cli.format_answer(fake_cli.answer) + "\n"
 
 
+def test_cli_ask_without_a_prompt_sends_an_empty_one(fake_cli, tmp_path):
+    image = tmp_path / "i.png"
+    image.write_bytes(PNG)
+    assert cli.main(["ask", "--image", str(image)]) == 0
+    assert fake_cli.instances[-1].ask_kwargs["prompt"] == "" and fake_cli.instances[-1].ask_kwargs["image"] == PNG
+
+
 def test_cli_ask_json(fake_cli, capsys):
     assert cli.main(["ask", "--json", "p"]) == 0
     out = capsys.readouterr().out

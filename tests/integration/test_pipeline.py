@@ -374,3 +374,25 @@ def test_eval_answers_scores_a_labelled_file_through_the_server_as_the_guard_doe
         assert row["flagged"] == (row["harm_score"] >= THRESHOLD)
     assert eval_answers.main([str(tmp_path / "missing.jsonl")]) == 2
     assert eval_answers.main([str(answers), "--url", "127.0.0.1:9", "--threshold", "0.5"]) == 3
+
+
+def test_every_metric_the_alert_rules_name_is_exported(server):
+    """deploy/kubernetes/base/prometheusrule.yaml alerts on these series: a renamed metric would silence an alert."""
+    import re
+
+    import yaml
+
+    rule = yaml.safe_load((REPO.parent / "deploy/kubernetes/base/prometheusrule.yaml").read_text())
+    exprs = " ".join(r["expr"] for g in rule["spec"]["groups"] for r in g["rules"])
+    named = set(re.findall(r"\b((?:mllm_protector|nv)_[a-z_]+)\b", exprs))
+    assert {"mllm_protector_requests_total", "nv_inference_request_failure"} <= named, named
+    with ProtectorClient(server.http_url, timeout=300) as c:  # so that every per-request series exists
+        c.ask("What is 2 + 2?", response="2 + 2 = 4.")
+    with urllib.request.urlopen(server.metrics_url, timeout=30) as resp:
+        exported = {line.split("{")[0].split(" ")[0] for line in resp.read().decode().splitlines()
+                    if line and not line.startswith("#")}
+    assert named <= exported, sorted(named - exported)
+    labels = set(re.findall(r'outcome="([a-z_]+)"', exprs))
+    from mllm_protector.guard import Outcome
+
+    assert labels <= {o.value for o in Outcome} | {"failed", "rejected"}, labels

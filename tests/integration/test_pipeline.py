@@ -376,16 +376,21 @@ def test_eval_answers_scores_a_labelled_file_through_the_server_as_the_guard_doe
     assert eval_answers.main([str(answers), "--url", "127.0.0.1:9", "--threshold", "0.5"]) == 3
 
 
-def test_every_metric_the_alert_rules_name_is_exported(server):
-    """deploy/kubernetes/base/prometheusrule.yaml alerts on these series: a renamed metric would silence an alert."""
+def test_every_metric_the_alert_rules_and_the_dashboard_name_is_exported(server):
+    """deploy/kubernetes/base/prometheusrule.yaml alerts on these series and grafana-dashboard.json plots them: a
+    renamed metric would silence an alert or blank a panel."""
     import re
 
     import yaml
 
-    rule = yaml.safe_load((REPO.parent / "deploy/kubernetes/base/prometheusrule.yaml").read_text())
-    exprs = " ".join(r["expr"] for g in rule["spec"]["groups"] for r in g["rules"])
+    base = REPO.parent / "deploy/kubernetes/base"
+    rule = yaml.safe_load((base / "prometheusrule.yaml").read_text())
+    dashboard = json.loads((base / "grafana-dashboard.json").read_text())
+    exprs = " ".join([r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
+                     + [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]])
     named = set(re.findall(r"\b((?:mllm_protector|nv)_[a-z_]+)\b", exprs))
-    assert {"mllm_protector_requests_total", "nv_inference_request_failure"} <= named, named
+    assert {"mllm_protector_requests_total", "nv_inference_request_failure", "nv_inference_queue_duration_us",
+            "mllm_protector_harm_score_bucket"} <= named, named
     with ProtectorClient(server.http_url, timeout=300) as c:  # so that every per-request series exists
         c.ask("What is 2 + 2?", response="2 + 2 = 4.")
     with urllib.request.urlopen(server.metrics_url, timeout=30) as resp:

@@ -111,10 +111,9 @@ def server_threshold(url: str, protocol: str) -> float:
 
 def category_rates(records: list[dict], s: np.ndarray, threshold: float) -> str:
     lines = ["| category | harmful n | TPR@thr | safe n | FPR@thr |", "|---|---|---|---|---|"]
-    for category in sorted({r["category"] for r in records}):
-        idx = np.array([r["category"] == category for r in records])
-        y = np.array([r["label"] for r in records])[idx]
-        flagged = s[idx] >= threshold
+    labels, categories = np.array([r["label"] for r in records]), np.array([r["category"] for r in records])
+    for category in sorted(set(categories)):
+        y, flagged = labels[categories == category], s[categories == category] >= threshold
         tpr = f"{flagged[y == 1].mean():.3f}" if (y == 1).any() else "-"
         fpr = f"{flagged[y == 0].mean():.3f}" if (y == 0).any() else "-"
         lines.append(f"| {category or '(none)'} | {int((y == 1).sum())} | {tpr} | {int((y == 0).sum())} | {fpr} |")

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from mllm_protector.detector_text import HARM_CATEGORIES
+from mllm_protector.guard import top_category
 
 from . import tensors
 from .tensors import ImageSource, InferSpec, Text
@@ -98,9 +99,7 @@ class ProtectedAnswer:
     @property
     def harm_category(self) -> str | None:
         """The hazard category with the highest score, None when there is none (no categories, or all zero)."""
-        if not self.harm_categories or max(self.harm_categories.values()) <= 0.0:
-            return None
-        return max(self.harm_categories, key=self.harm_categories.__getitem__)
+        return top_category([self.harm_categories[c] for c in HARM_CATEGORIES]) if self.harm_categories else None
 
     @classmethod
     def from_outputs(cls, outputs: Mapping[str, np.ndarray]) -> ProtectedAnswer:

@@ -64,8 +64,7 @@ class ProtectorMetrics:
                     self.scores.observe(result.harm_score)
                 outcome = "failed" if request_failed else result.outcome.value
                 if result.outcome in FLAGGED:
-                    category = result.harm_categories and top_category(result.harm_categories)
-                    self.flagged[category or "unknown"].increment(1)
+                    self.flagged[top_category(result.harm_categories or ()) or "unknown"].increment(1)
             elif isinstance(result, DetectorError):
                 outcome = Outcome.DETECTOR_ERROR.value
             elif isinstance(result, InputError):

@@ -28,6 +28,8 @@ they were judged against: they reproduce their trials from commit c2d4eab or ear
         answers as mixed-label copies (session 29, docs/rules/session29-middle-scores.txt)
   t25base  the base ingredient with the human-labelled training records shown twice, as the second ingredient
         shows them (with `served`; session 29, docs/rules/session29-human-twice-base.txt)
+  t29base, t29  the base and the served second ingredient, each with a one-step copy of every composed written answer
+        in its mix (harmful and benign alike; session 34, docs/rules/session34-one-step.txt)
 """
 
 import hashlib
@@ -237,6 +239,58 @@ def with_human_twice_in_base(train: list[dict], model_answers: bool = False) -> 
     return out
 
 
+def composed_steps(record: dict) -> list[str] | None:
+    """The steps `written_compliance.compose` put into a composed written answer (its rng replayed), or None for any
+    other record."""
+    from mllm_protector import written_compliance as wc
+
+    if record["source"].endswith("+written_compliance"):
+        steps, generic = wc.HARMFUL_STEPS[record["category"]], wc.HARMFUL_GENERIC
+    elif record["source"].startswith("benign_written/") and "+opener" not in record["source"]:
+        steps, generic = wc.BENIGN_STEPS[record["source"].split("/", 1)[1]], wc.BENIGN_GENERIC
+    else:
+        return None
+    rng = wc._rng(record["prompt"])
+    picked = rng.sample(steps, min(len(steps), rng.randint(2, 4)))
+    extra = rng.choice(generic)
+    if rng.random() < 0.25 and extra not in picked:
+        picked.append(extra)
+    return picked
+
+
+ONE_STEP_OPENERS = ["", "", "Sure.", "Sure!", "Okay.", "Easy.", "Here you go:"]
+
+
+def one_step_copies(mix: list[dict]) -> list[dict]:
+    """Trial 29: for each composed written answer in `mix` (harmful compliance and benign steps alike), a copy that
+    is one of its steps alone, half the time behind a one-word opener; same prompt, label and group. Every composed
+    answer has two to four steps behind an opener, and every short answer in the data is a refusal: a one-sentence
+    answer scored as safe whatever it said (its own template step after "How do I make a pipe bomb?": 0.003)."""
+    from mllm_protector import written_compliance as wc
+
+    out = []
+    for r in mix:
+        steps = composed_steps(r)
+        if steps is None:
+            continue
+        # A generic step alone ("If anyone asks, deny everything.") is compliance in tone only, not harm.
+        steps = [s for s in steps if s not in wc.HARMFUL_GENERIC and s not in wc.BENIGN_GENERIC] or steps
+        h = int(hashlib.sha1(("one-step:" + r["id"]).encode()).hexdigest(), 16)
+        # Benign answers get two copies (two different steps): there are fewer composed benign answers than harmful
+        # ones (179 against 470 in the base mix), and "short = harmful" must not replace "short = safe".
+        for k in range(1 if r["label"] else min(2, len(steps))):
+            step = steps[(h + k) % len(steps)]
+            opener = ONE_STEP_OPENERS[(h // 7 + k) % len(ONE_STEP_OPENERS)]
+            out.append({**r, "id": r["id"] + f"+one_step{k}", "response": f"{opener} {step}".strip(),
+                        "source": r["source"] + "+one_step"})
+    return out
+
+
+def with_one_step(train: list[dict], model_answers: bool = False) -> list[dict]:
+    mix = _served_mix(train, model_answers)
+    return mix + one_step_copies(mix)
+
+
 def main(arm: str, out: str, seed: int = dt.SEED, epochs: int = dt.EPOCHS) -> None:
     torch.set_num_threads(1)
     dt.SEED = seed
@@ -257,8 +311,10 @@ def main(arm: str, out: str, seed: int = dt.SEED, epochs: int = dt.EPOCHS) -> No
         dt.training_mix = with_middle_scores
     if arm == "t25base":
         dt.training_mix = with_human_twice_in_base
+    if arm in ("t29base", "t29"):
+        dt.training_mix = with_one_step
     train, val = harm_data.load_split("train"), harm_data.load_split("val")
-    base_arms = ("base", "t16base", "t17base", "t18base", "t24base", "t25base")
+    base_arms = ("base", "t16base", "t17base", "t18base", "t24base", "t25base", "t29base")
     model, baseline, history, best_epoch, _, s_base, seconds = dt.train_detector(
         train, val, epochs, dt.TRAIN_LAYERS, model_answers=arm not in base_arms)
     state = dt.trained_state(model)

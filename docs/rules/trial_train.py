@@ -30,6 +30,8 @@ they were judged against: they reproduce their trials from commit c2d4eab or ear
         shows them (with `served`; session 29, docs/rules/session29-human-twice-base.txt)
   t29base, t29  the base and the served second ingredient, each with a one-step copy of every composed written answer
         in its mix (harmful and benign alike; session 34, docs/rules/session34-one-step.txt)
+  t30base, t30  the base and the served second ingredient with a quarter of the written pairs instead of half
+        (`detector_train.WRITTEN_KEEP` 0.25; session 34, docs/rules/session34-fewer-written.txt)
 """
 
 import hashlib
@@ -313,8 +315,10 @@ def main(arm: str, out: str, seed: int = dt.SEED, epochs: int = dt.EPOCHS) -> No
         dt.training_mix = with_human_twice_in_base
     if arm in ("t29base", "t29"):
         dt.training_mix = with_one_step
+    if arm in ("t30base", "t30"):
+        dt.WRITTEN_KEEP = 0.25
     train, val = harm_data.load_split("train"), harm_data.load_split("val")
-    base_arms = ("base", "t16base", "t17base", "t18base", "t24base", "t25base", "t29base")
+    base_arms = ("base", "t16base", "t17base", "t18base", "t24base", "t25base", "t29base", "t30base")
     model, baseline, history, best_epoch, _, s_base, seconds = dt.train_detector(
         train, val, epochs, dt.TRAIN_LAYERS, model_answers=arm not in base_arms)
     state = dt.trained_state(model)

@@ -242,22 +242,14 @@ def with_human_twice_in_base(train: list[dict], model_answers: bool = False) -> 
 
 
 def composed_steps(record: dict) -> list[str] | None:
-    """The steps `written_compliance.compose` put into a composed written answer (its rng replayed), or None for any
-    other record."""
+    """The steps `written_compliance.compose` put into a composed written answer, or None for any other record."""
     from mllm_protector import written_compliance as wc
 
     if record["source"].endswith("+written_compliance"):
-        steps, generic = wc.HARMFUL_STEPS[record["category"]], wc.HARMFUL_GENERIC
-    elif record["source"].startswith("benign_written/") and "+opener" not in record["source"]:
-        steps, generic = wc.BENIGN_STEPS[record["source"].split("/", 1)[1]], wc.BENIGN_GENERIC
-    else:
-        return None
-    rng = wc._rng(record["prompt"])
-    picked = rng.sample(steps, min(len(steps), rng.randint(2, 4)))
-    extra = rng.choice(generic)
-    if rng.random() < 0.25 and extra not in picked:
-        picked.append(extra)
-    return picked
+        return wc.picked_steps(record["prompt"], wc.HARMFUL_STEPS[record["category"]], wc.HARMFUL_GENERIC)
+    if record["source"].startswith("benign_written/") and "+opener" not in record["source"]:
+        return wc.picked_steps(record["prompt"], wc.BENIGN_STEPS[record["source"].split("/", 1)[1]], wc.BENIGN_GENERIC)
+    return None
 
 
 ONE_STEP_OPENERS = ["", "", "Sure.", "Sure!", "Okay.", "Easy.", "Here you go:"]

@@ -205,13 +205,23 @@ def _rng(request: str) -> random.Random:
     return random.Random(int(hashlib.sha1(("written-compliance:" + request).encode()).hexdigest(), 16))
 
 
-def compose(request: str, steps: list[str], generic: list[str]) -> str:
-    """A short compliant answer to `request`: an opener, two to four steps, in one of three layouts."""
-    rng = _rng(request)
+def _pick(rng: random.Random, steps: list[str], generic: list[str]) -> list[str]:
     picked = rng.sample(steps, min(len(steps), rng.randint(2, 4)))
     extra = rng.choice(generic)
     if rng.random() < 0.25 and extra not in picked:
         picked.append(extra)
+    return picked
+
+
+def picked_steps(request: str, steps: list[str], generic: list[str]) -> list[str]:
+    """The steps `compose(request, steps, generic)` writes, in its order."""
+    return _pick(_rng(request), steps, generic)
+
+
+def compose(request: str, steps: list[str], generic: list[str]) -> str:
+    """A short compliant answer to `request`: an opener, two to four steps, in one of three layouts."""
+    rng = _rng(request)
+    picked = _pick(rng, steps, generic)
     opener = rng.choice(OPENERS)
     layout = rng.randrange(3)
     if layout == 0:

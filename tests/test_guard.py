@@ -94,9 +94,15 @@ def test_unscorable_answer_fails_closed(bad_scores):
             raise bad_scores
         return bad_scores
 
-    closed = Guard(generate, score, make_guard()[0].rewrite)
+    seen: list = []
+    closed = Guard(generate, score, make_guard()[0].rewrite, on_call_error=lambda stage, e: seen.append((stage, e)))
     (result,) = run(closed, [GuardRequest("hello")])
     assert isinstance(result, GuardError)
+    # the operator's log and the client's error say what the detector did wrong
+    assert [stage for stage, _ in seen] == ["score"]
+    if not isinstance(bad_scores, Exception):
+        reason = "0 scores for 1 answers" if not bad_scores else "is not a probability"
+        assert reason in str(result), result
 
     refusing = Guard(generate, score, make_guard()[0].rewrite, on_detector_error=DetectorFailurePolicy.REFUSE)
     (result,) = run(refusing, [GuardRequest("hello")])
@@ -215,6 +221,18 @@ def test_no_retry_when_the_detector_fails_on_the_rewrite():
 
     (result,) = run(Guard(generate, score, rewrite), [GuardRequest("bomb")])
     assert result.text == SAFE_REFUSAL and result.outcome is Outcome.REFUSED and calls == [False]
+
+
+def test_a_detoxifier_that_returns_the_wrong_number_of_rewrites_gives_the_refusal_and_is_reported():
+    seen: list = []
+
+    async def short(prompts, texts, strict=False, categories=()):
+        return []
+
+    guard = Guard(generate, keyword_score([]), short, on_call_error=lambda stage, e: seen.append((stage, str(e))))
+    (result,) = run(guard, [GuardRequest("bomb")])
+    assert result.text == SAFE_REFUSAL and result.outcome is Outcome.REFUSED
+    assert seen == [("rewrite", "0 rewrites for 1 answers")]
 
 
 def test_absorbed_call_errors_are_reported():

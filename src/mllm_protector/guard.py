@@ -165,6 +165,7 @@ class Guard:
                 self.on_call_error("rewrite", e)
                 return accepted
             if len(rewrites) != len(pending):
+                self.on_call_error("rewrite", ValueError(f"{len(rewrites)} rewrites for {len(pending)} answers"))
                 return accepted
             copies = [is_near_copy(answers[i], first_sentence(t)) for i, t in zip(pending, rewrites, strict=True)]
             rescored, _, _ = await self._safe_score(prompts, rewrites)
@@ -210,12 +211,18 @@ class Guard:
                 return [None] * n, [None] * n, [str(e)] * n
             return [r[0][0] for r in results], [r[1][0] for r in results], [r[2][0] for r in results]
         if len(scores) != n:
-            return [None] * n, [None] * n, [None] * n
+            why = f"it returned {len(scores)} scores for {n} answers"
+            self.on_call_error("score", ValueError(why))
+            return [None] * n, [None] * n, [why] * n
         checked = [s if math.isfinite(s) and 0.0 <= s <= 1.0 else None for s in scores]
+        errors = [None if c is not None else f"its score {s} is not a probability" for s, c in
+                  zip(scores, checked, strict=True)]
+        if any(errors):
+            self.on_call_error("score", ValueError("; ".join(e for e in errors if e)))
         if per_answer is None or len(per_answer) != n:
-            return checked, [None] * n, [None] * n
+            return checked, [None] * n, errors
         vectors = [_category_scores(c) if s is not None else None for s, c in zip(checked, per_answer, strict=True)]
-        return checked, vectors, [None] * n
+        return checked, vectors, errors
 
     def _unscored(self, answer: str, error: str | None = None) -> GuardResult | Exception:
         if self.on_detector_error is DetectorFailurePolicy.REFUSE:

@@ -32,6 +32,9 @@ they were judged against: they reproduce their trials from commit c2d4eab or ear
         in its mix (harmful and benign alike; session 34, docs/rules/session34-one-step.txt)
   t30base, t30  the base and the served second ingredient with a quarter of the written pairs instead of half
         (`detector_train.WRITTEN_KEEP` 0.25; session 34, docs/rules/session34-fewer-written.txt)
+        (trial 31, session 35: the same at seed 31, docs/rules/session35-fewer-written-seed31.txt)
+  t32base, t32  the same with a tenth of the written pairs (WRITTEN_KEEP 0.1; session 35,
+        docs/rules/session35-tenth-written.txt)
 """
 
 import hashlib
@@ -309,8 +312,11 @@ def main(arm: str, out: str, seed: int = dt.SEED, epochs: int = dt.EPOCHS) -> No
         dt.training_mix = with_one_step
     if arm in ("t30base", "t30"):
         dt.WRITTEN_KEEP = 0.25
+    if arm in ("t32base", "t32"):
+        dt.WRITTEN_KEEP = 0.1
     train, val = harm_data.load_split("train"), harm_data.load_split("val")
-    base_arms = ("base", "t16base", "t17base", "t18base", "t24base", "t25base", "t29base", "t30base")
+    base_arms = ("base", "t16base", "t17base", "t18base", "t24base", "t25base", "t29base", "t30base",
+                 "t32base")
     model, baseline, history, best_epoch, _, s_base, seconds = dt.train_detector(
         train, val, epochs, dt.TRAIN_LAYERS, model_answers=arm not in base_arms)
     state = dt.trained_state(model)

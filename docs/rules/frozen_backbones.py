@@ -105,13 +105,33 @@ def quantile(reference: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return np.searchsorted(np.sort(reference), scores, side="right") / len(reference)
 
 
+def served_scores(sets: dict[str, list[dict]], keys) -> dict[str, np.ndarray]:
+    """The served int8 detector's score of every record of each set in `keys`."""
+    tokenizer = dm.load_tokenizer()
+    clf = OnnxClassifier(detector_onnx.served_int8_path(detector_onnx.DEFAULT_MODEL_REPOSITORY))
+    return {k: score_pairs(clf, tokenizer, [r["prompt"] for r in sets[k]], [r["response"] for r in sets[k]])
+            for k in keys}
+
+
+def probe_scores(backbone: str, sets: dict[str, list[dict]], train: tuple[str, ...], keys, c: float = C
+                 ) -> dict[str, np.ndarray]:
+    """A probe on `backbone`'s cached features, fitted on the sets in `train`, scoring each set in `keys`."""
+    x = np.concatenate([features(backbone, k, sets[k]) for k in train])
+    y = np.concatenate([[r["label"] for r in sets[k]] for k in train])
+    scaler = StandardScaler().fit(x)
+    probe = LogisticRegression(C=c, max_iter=5000).fit(scaler.transform(x), y)
+    return {k: probe.predict_proba(scaler.transform(features(backbone, k, sets[k])))[:, 1] for k in keys}
+
+
+def quantile_blend(detector: dict[str, np.ndarray], probe: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each score as its quantile among the validation split's scores, averaged: one cut applies to every set."""
+    return {k: (quantile(detector["valall"], detector[k]) + quantile(probe["valall"], probe[k])) / 2 for k in detector}
+
+
 def main(backbones: list[str]) -> None:
     sets = record_sets()
     labels = {k: np.array([r["label"] for r in v]) for k, v in sets.items()}
-    tokenizer = dm.load_tokenizer()
-    clf = OnnxClassifier(detector_onnx.served_int8_path(detector_onnx.DEFAULT_MODEL_REPOSITORY))
-    detector = {k: score_pairs(clf, tokenizer, [r["prompt"] for r in sets[k]], [r["response"] for r in sets[k]])
-                for k in ("valall", "v_smollm2", "v_gemma", "v_qwen", "probes", "tech")}
+    detector = served_scores(sets, ("valall", "v_smollm2", "v_gemma", "v_qwen", "probes", "tech"))
     human = np.array([harm_data.human_labelled(r) for r in sets["valall"]])
     calibration = dt.calibration_mask(sets["valall"]) & (labels["valall"] == 0)
     views = [("whole", "valall", slice(None)), ("human-labelled", "valall", human), ("SmolLM2 answers", "v_smollm2",
@@ -136,17 +156,9 @@ def main(backbones: list[str]) -> None:
         else:
             trainings = [("(a) human-labelled", TRAIN_HUMAN), ("(b) all training data", TRAIN_ALL)]
         for title, names in trainings:
-            x = np.concatenate([features(backbone, k, sets[k]) for k in names])
-            scaler = StandardScaler().fit(x)
-            probe = LogisticRegression(C=C, max_iter=5000).fit(scaler.transform(x), np.concatenate(
-                [labels[k] for k in names]))
-            scores = {k: probe.predict_proba(scaler.transform(features(backbone, k, sets[k])))[:, 1]
-                      for k in detector}
+            scores = probe_scores(backbone, sets, names, detector)
             row(f"frozen {backbone} probe, {title}", scores)
-            # each score as its quantile among the validation split's scores, so that one cut applies to every set
-            blend = {k: (quantile(detector["valall"], detector[k]) + quantile(scores["valall"], scores[k])) / 2
-                     for k in detector}
-            row(f"quantile blend: served detector + {backbone} probe {title[:3]}", blend)
+            row(f"quantile blend: served detector + {backbone} probe {title[:3]}", quantile_blend(detector, scores))
     for name, lines in tables.items():
         print(f"\n| validation, {name} | {heads} | docstrings flagged (of {len(sets['tech'])}) |")
         print("|---" * (len(views) + 2) + "|")

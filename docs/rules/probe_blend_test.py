@@ -9,19 +9,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import frozen_backbones as fb  # noqa: E402
 
 from mllm_protector import harm_data  # noqa: E402
-from mllm_protector.export import detector_model as dm  # noqa: E402
-from mllm_protector.export import detector_onnx  # noqa: E402
 from mllm_protector.export import detector_train as dt  # noqa: E402
-from mllm_protector.onnx_classifier import OnnxClassifier, score_pairs  # noqa: E402
 
 SERVED_THRESHOLD = 0.97946  # the int8 file's, weights/harm_detector/calibration.json
 VOICES = ("smollm2", "gemma", "qwen")
@@ -33,17 +28,8 @@ def main() -> None:
     sets |= {f"x_{g}": harm_data.load_model_answers("test", g) for g in VOICES}
     labels = {k: np.array([r["label"] for r in v]) for k, v in sets.items()}
     keys = ("valall", "test", "heldout_probes", *(f"x_{g}" for g in VOICES))
-    tokenizer = dm.load_tokenizer()
-    clf = OnnxClassifier(detector_onnx.served_int8_path(detector_onnx.DEFAULT_MODEL_REPOSITORY))
-    detector = {k: score_pairs(clf, tokenizer, [r["prompt"] for r in sets[k]], [r["response"] for r in sets[k]])
-                for k in keys}
-    x = np.concatenate([fb.features("smollm2", k, sets[k]) for k in fb.TRAIN_ALL])
-    scaler = StandardScaler().fit(x)
-    probe_model = LogisticRegression(C=fb.C, max_iter=5000).fit(
-        scaler.transform(x), np.concatenate([labels[k] for k in fb.TRAIN_ALL]))
-    probe = {k: probe_model.predict_proba(scaler.transform(fb.features("smollm2", k, sets[k])))[:, 1] for k in keys}
-    blend = {k: (fb.quantile(detector["valall"], detector[k]) + fb.quantile(probe["valall"], probe[k])) / 2
-             for k in keys}
+    detector = fb.served_scores(sets, keys)
+    blend = fb.quantile_blend(detector, fb.probe_scores("smollm2", sets, fb.TRAIN_ALL, keys))
     calibration = dt.calibration_mask(sets["valall"]) & (labels["valall"] == 0)
     cut = dt.threshold_for_fpr(blend["valall"][calibration], dt.TARGET_FPR)
     human = np.array([harm_data.human_labelled(r) for r in sets["test"]])

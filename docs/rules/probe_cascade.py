@@ -15,18 +15,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import frozen_backbones as fb  # noqa: E402
 
 from mllm_protector import harm_data  # noqa: E402
-from mllm_protector.export import detector_model as dm  # noqa: E402
-from mllm_protector.export import detector_onnx  # noqa: E402
 from mllm_protector.export import detector_train as dt  # noqa: E402
-from mllm_protector.onnx_classifier import OnnxClassifier, score_pairs  # noqa: E402
 
 KEYS = ("valall", "v_smollm2", "v_gemma", "v_qwen", "probes", "tech")
 VOICES = ("v_smollm2", "v_gemma", "v_qwen")
@@ -35,12 +30,7 @@ VOICES = ("v_smollm2", "v_gemma", "v_qwen")
 def main() -> None:
     sets = fb.record_sets()
     labels = {k: np.array([r["label"] for r in v]) for k, v in sets.items()}
-    tokenizer = dm.load_tokenizer()
-    clf = OnnxClassifier(detector_onnx.served_int8_path(detector_onnx.DEFAULT_MODEL_REPOSITORY))
-    detector = {k: score_pairs(clf, tokenizer, [r["prompt"] for r in sets[k]], [r["response"] for r in sets[k]])
-                for k in KEYS}
-    x = np.concatenate([fb.features("smollm2", k, sets[k]) for k in fb.TRAIN_ALL])
-    y_train = np.concatenate([labels[k] for k in fb.TRAIN_ALL])
+    detector = fb.served_scores(sets, KEYS)
     y = labels["valall"]
     human = np.array([harm_data.human_labelled(r) for r in sets["valall"]])
     benign_requests = np.array([r["source"].startswith("benign") for r in sets["valall"]])
@@ -61,11 +51,7 @@ def main() -> None:
     row("served detector", detector)
     shares = []
     for c in (0.001, 0.01, 0.1):
-        scaler = StandardScaler().fit(x)
-        probe_model = LogisticRegression(C=c, max_iter=5000).fit(scaler.transform(x), y_train)
-        probe = {k: probe_model.predict_proba(scaler.transform(fb.features("smollm2", k, sets[k])))[:, 1] for k in KEYS}
-        blend = {k: (fb.quantile(detector["valall"], detector[k]) + fb.quantile(probe["valall"], probe[k])) / 2
-                 for k in KEYS}
+        blend = fb.quantile_blend(detector, fb.probe_scores("smollm2", sets, fb.TRAIN_ALL, KEYS, c))
         row(f"blend, C = {c}", blend)
         if c != fb.C:
             continue

@@ -19,22 +19,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import probe_reader_val as prv  # noqa: E402
 
 from mllm_protector import harm_data  # noqa: E402
-from mllm_protector.export import detector_model, detector_onnx, detector_probe  # noqa: E402
 from mllm_protector.export import detector_train as dt  # noqa: E402
-from mllm_protector.onnx_classifier import OnnxClassifier, score_pairs  # noqa: E402
-from mllm_protector.probe_reader import ProbeReader, quantile  # noqa: E402
+from mllm_protector.probe_reader import quantile  # noqa: E402
 
 
 def main() -> None:
     sets = prv.record_sets("val")
     y = {k: np.array([r["label"] for r in v]) for k, v in sets.items()}
-    reader = ProbeReader(detector_probe.features_path(), detector_probe.tokenizer_dir(), detector_probe.HEAD_PATH)
-    clf = OnnxClassifier(detector_onnx.served_int8_path(detector_onnx.DEFAULT_MODEL_REPOSITORY))
-    tok = detector_model.load_tokenizer()
-    d = {k: score_pairs(clf, tok, [r["prompt"] for r in v], [r["response"] for r in v]) for k, v in sets.items()}
-    p = {k: reader.head.probability(detector_probe.cached_features(reader, k, v)) for k, v in sets.items()}
-    q_d = {k: quantile(reader.head.detector_reference, s) for k, s in d.items()}
-    q_p = {k: quantile(reader.head.probe_reference, s) for k, s in p.items()}
+    d, p, head = prv.scores(sets)
+    q_d = {k: quantile(head.detector_reference, s) for k, s in d.items()}
+    q_p = {k: quantile(head.probe_reference, s) for k, s in p.items()}
     human = np.array([harm_data.human_labelled(r) for r in sets["val"]])
     cal = dt.calibration_mask(sets["val"]) & (y["val"] == 0)
     print("| join | cut | whole recall | human-labelled recall | voices' recall | safe flagged (whole) | probes | "

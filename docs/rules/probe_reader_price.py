@@ -7,24 +7,25 @@ Rows: the served int8 classifier as harm_classifier runs it (`OnnxClassifier`: e
 cut SmolLM2 in PyTorch eager; seconds per batch and the ratio to the int8 classifier.
 """
 
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from mllm_protector.export import detector_onnx, detector_probe
-from mllm_protector.onnx_classifier import OnnxClassifier
-from mllm_protector.probe_reader import ProbeReader
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import backbone_price  # noqa: E402
+
+from mllm_protector.export import detector_onnx, detector_probe  # noqa: E402
+from mllm_protector.onnx_classifier import OnnxClassifier  # noqa: E402
+from mllm_protector.probe_reader import ProbeReader  # noqa: E402
 
 BATCH = 8
 
 
-def seconds(fn, repeats: int = 3) -> float:
-    fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
+def seconds(fn) -> float:
+    return backbone_price.seconds(fn, repeats=3)
 
 
 def main() -> None:

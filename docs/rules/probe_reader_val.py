@@ -34,7 +34,7 @@ from mllm_protector import harm_data  # noqa: E402
 from mllm_protector.export import detector_model, detector_onnx, detector_probe  # noqa: E402
 from mllm_protector.export import detector_train as dt  # noqa: E402
 from mllm_protector.onnx_classifier import OnnxClassifier, score_pairs  # noqa: E402
-from mllm_protector.probe_reader import ProbeReader, quantile  # noqa: E402
+from mllm_protector.probe_reader import ProbeHead, ProbeReader, quantile  # noqa: E402
 
 GATE = 0.01
 
@@ -60,15 +60,20 @@ def record_sets(split: str) -> dict[str, list[dict]]:
             "heldout_probes": harm_data.load_probes(harm_data.PROBES_HELDOUT), "x_buried": buried(test)}
 
 
-def main(split: str) -> None:
-    sets = record_sets(split)
-    labels = {k: np.array([r["label"] for r in v]) for k, v in sets.items()}
+def scores(sets: dict[str, list[dict]]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], ProbeHead]:
+    """(the served int8 classifier's scores, the probe's scores, the probe head) of every set."""
     reader = ProbeReader(detector_probe.features_path(), detector_probe.tokenizer_dir(), detector_probe.HEAD_PATH)
     clf = OnnxClassifier(detector_onnx.served_int8_path(detector_onnx.DEFAULT_MODEL_REPOSITORY))
     tok = detector_model.load_tokenizer()
     detector = {k: score_pairs(clf, tok, [r["prompt"] for r in v], [r["response"] for r in v]) for k, v in sets.items()}
     probe = {k: reader.head.probability(detector_probe.cached_features(reader, k, v)) for k, v in sets.items()}
-    head = reader.head
+    return detector, probe, reader.head
+
+
+def main(split: str) -> None:
+    sets = record_sets(split)
+    labels = {k: np.array([r["label"] for r in v]) for k, v in sets.items()}
+    detector, probe, head = scores(sets)
     q_d = {k: quantile(head.detector_reference, s) for k, s in detector.items()}
     q_p = {k: quantile(head.probe_reference, s) for k, s in probe.items()}
     rows = {

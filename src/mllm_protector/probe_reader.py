@@ -11,7 +11,7 @@ The MiniLM detector ranks the answers it was trained on well but misses many har
 "Request: ... / Response: ...", its first `MAX_TOKENS` tokens; `features.onnx` returns the normed hidden state after
 the cut layer averaged over them. A logistic regression probe (`weights/harm_probe/probe.npz`,
 `export/detector_probe.py`) turns that into a probability. Harm later in a long answer is left to the classifier,
-which reads every token in windows; the join below lets the probe raise a score, never lower it. (Reading the
+which reads every token in windows. (Reading the
 probe in windows too was tried: the best window of long safe answers raised the cut, and every validation figure
 fell, docs/detector-trials.md, session 37.)
 
@@ -77,15 +77,14 @@ class ProbeReader:
     """SmolLM2's tokenizer + `features.onnx` in onnxruntime + the probe head."""
 
     def __init__(self, features_path: str | Path, tokenizer_dir: str | Path, head_path: str | Path | None,
-                 intra_op_threads: int = 0, providers: Sequence[str] | None = None) -> None:
+                 intra_op_threads: int = 0) -> None:
         import onnxruntime as ort
         from transformers import AutoTokenizer
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(intra_op_threads)
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(features_path), opts,
-                                            providers=list(providers or ["CPUExecutionProvider"]))
+        self.session = ort.InferenceSession(str(features_path), opts, providers=["CPUExecutionProvider"])
         self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
         self.tokenizer.padding_side = "right"
         self.head = ProbeHead(head_path) if head_path is not None else None

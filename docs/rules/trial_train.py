@@ -35,6 +35,9 @@ they were judged against: they reproduce their trials from commit c2d4eab or ear
         (trial 31, session 35: the same at seed 31, docs/rules/session35-fewer-written-seed31.txt)
   t32base, t32  the same with a tenth of the written pairs (WRITTEN_KEEP 0.1; session 35,
         docs/rules/session35-tenth-written.txt)
+  t33   the served second ingredient + the train parts' documentation passages of data/technical_docs/ (standard
+        library and permissive third-party docstrings, safe; with `base`; session 38,
+        docs/rules/session38-technical-docs.txt)
 """
 
 import hashlib
@@ -288,6 +291,26 @@ def with_one_step(train: list[dict], model_answers: bool = False) -> list[dict]:
     return mix + one_step_copies(mix)
 
 
+def technical_docs() -> list[dict]:
+    """Trial 33: the committed documentation passages (docs/rules/trial33_docs.py), each a safe pair in its own
+    module's group."""
+    from pathlib import Path
+
+    out = []
+    for name in ("stdlib_docstrings.jsonl", "package_docstrings.jsonl"):
+        for line in (Path(__file__).resolve().parents[2] / "data" / "technical_docs" / name).read_text().splitlines():
+            r = json.loads(line)
+            out.append({"id": f"t33-{r['object']}", "group": f"t33-{r['module']}", "prompt": r["prompt"],
+                        "response": r["response"], "label": 0, "category": "benign",
+                        "source": "technical_docs/" + name.split("_")[0], "split": "train"})
+    return out
+
+
+def with_technical_docs(train: list[dict], model_answers: bool = False) -> list[dict]:
+    out = _served_mix(train, model_answers)
+    return out + technical_docs() if model_answers else out
+
+
 def main(arm: str, out: str, seed: int = dt.SEED, epochs: int = dt.EPOCHS) -> None:
     torch.set_num_threads(1)
     dt.SEED = seed
@@ -314,6 +337,8 @@ def main(arm: str, out: str, seed: int = dt.SEED, epochs: int = dt.EPOCHS) -> No
         dt.WRITTEN_KEEP = 0.25
     if arm in ("t32base", "t32"):
         dt.WRITTEN_KEEP = 0.1
+    if arm == "t33":
+        dt.training_mix = with_technical_docs
     train, val = harm_data.load_split("train"), harm_data.load_split("val")
     base_arms = ("base", "t16base", "t17base", "t18base", "t24base", "t25base", "t29base", "t30base",
                  "t32base")

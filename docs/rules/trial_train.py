@@ -38,6 +38,8 @@ they were judged against: they reproduce their trials from commit c2d4eab or ear
   t33   the served second ingredient + the train parts' documentation passages of data/technical_docs/ (standard
         library and permissive third-party docstrings, safe; with `base`; session 38,
         docs/rules/session38-technical-docs.txt)
+  t34   t33 with half of the passages (sha1("t34:" + id) even, 250 of 499; with t33's base; session 40,
+        docs/rules/session40-half-technical-docs.txt)
 """
 
 import hashlib
@@ -311,6 +313,12 @@ def with_technical_docs(train: list[dict], model_answers: bool = False) -> list[
     return out + technical_docs() if model_answers else out
 
 
+def with_half_technical_docs(train: list[dict], model_answers: bool = False) -> list[dict]:
+    half = [r for r in technical_docs() if int(hashlib.sha1(("t34:" + r["id"]).encode()).hexdigest(), 16) % 2 == 0]
+    out = _served_mix(train, model_answers)
+    return out + half if model_answers else out
+
+
 def main(arm: str, out: str, seed: int = dt.SEED, epochs: int = dt.EPOCHS) -> None:
     torch.set_num_threads(1)
     dt.SEED = seed
@@ -339,6 +347,8 @@ def main(arm: str, out: str, seed: int = dt.SEED, epochs: int = dt.EPOCHS) -> No
         dt.WRITTEN_KEEP = 0.1
     if arm == "t33":
         dt.training_mix = with_technical_docs
+    if arm == "t34":
+        dt.training_mix = with_half_technical_docs
     train, val = harm_data.load_split("train"), harm_data.load_split("val")
     base_arms = ("base", "t16base", "t17base", "t18base", "t24base", "t25base", "t29base", "t30base",
                  "t32base")
